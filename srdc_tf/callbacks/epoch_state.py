@@ -1,0 +1,85 @@
+"""Recomputes SRDC's clustering state at the start of every epoch."""
+
+import keras
+import numpy as np
+
+from srdc_tf import clustering
+from srdc_tf import objectives
+from srdc_tf.models import inference
+
+
+class EpochStateCallback(keras.callbacks.Callback):
+  """SRDC's start-of-epoch update, written into the model's variables.
+
+  At every epoch start: sets lambda (`model.penalty`) and the q mixing
+  weight (`model.q_mix`: 0 in the first epoch, where q is the one-hot
+  pseudo-labels, else beta); runs the model in inference mode over every
+  source and target example; and assigns the result of
+  `clustering.compute_epoch_state` (pseudo-labels, centres, source weights).
+
+  At epoch end it adds to the logs what the state was: `lambda`,
+  `kmeans_accuracy` and `classifier_accuracy` (against target labels, when
+  the target has them; reported only, never trained on), `kmeans_agreement`
+  (pseudo-labels against the classifier) and `source_weight_mean`.
+
+  Args:
+    source_data: `(image, label, index)` batches of the whole source, no
+      augmentation.
+    target_data: the same for the target.
+    epochs: number of epochs E of the run (for lambda).
+    kmeans_iterations: Lloyd iterations per epoch.
+    spherical_kmeans: spherical instead of Euclidean k-means.
+    centre_init: "mean" or "target" (see `compute_epoch_state`).
+    soft_selection: compute source weights (else all 1).
+  """
+
+  def __init__(self, source_data, target_data, epochs, kmeans_iterations=5,
+               spherical_kmeans=False, centre_init="mean",
+               soft_selection=True):
+    super().__init__()
+    self.source_data = source_data
+    self.target_data = target_data
+    self.epochs = int(epochs)
+    self.kmeans_iterations = int(kmeans_iterations)
+    self.spherical_kmeans = bool(spherical_kmeans)
+    self.centre_init = centre_init
+    self.soft_selection = bool(soft_selection)
+    self.last_state = None
+    self._epoch_logs = {}
+
+  def on_epoch_begin(self, epoch, logs=None):
+    model = self.model
+    penalty = objectives.penalty_ramp(epoch, self.epochs)
+    model.penalty.assign(penalty)
+    model.q_mix.assign(0.0 if epoch == 0 else model.beta)
+    self._epoch_logs = {"lambda": penalty}
+    if model.source_only:
+      return
+    source = inference.extract(model, self.source_data)
+    target = inference.extract(model, self.target_data)
+    state = clustering.compute_epoch_state(
+        source.f, source.h, source.labels, target.f, target.h,
+        target.predictions, model.num_classes, first_epoch=epoch == 0,
+        kmeans_iterations=self.kmeans_iterations,
+        spherical=self.spherical_kmeans, centre_init=self.centre_init,
+        soft_selection=self.soft_selection)
+    model.target_pseudo_labels.assign(state.pseudo_labels)
+    model.centres_f.assign(state.centres_f)
+    model.centres_h.assign(state.centres_h)
+    model.source_weights.assign(state.source_weights)
+    self.last_state = state
+    pseudo = np.asarray(state.pseudo_labels)
+    self._epoch_logs.update({
+        "kmeans_agreement": float(np.mean(pseudo == target.predictions)),
+        "source_weight_mean": float(np.mean(state.source_weights)),
+    })
+    labelled = target.labels >= 0
+    if labelled.any():
+      self._epoch_logs["kmeans_accuracy"] = float(
+          np.mean(pseudo[labelled] == target.labels[labelled]))
+      self._epoch_logs["classifier_accuracy"] = float(np.mean(
+          target.predictions[labelled] == target.labels[labelled]))
+
+  def on_epoch_end(self, epoch, logs=None):
+    if logs is not None:
+      logs.update(self._epoch_logs)

@@ -1,0 +1,102 @@
+"""Everything SRDC recomputes at the start of an epoch, from features."""
+
+import dataclasses
+
+import tensorflow as tf
+
+from srdc_tf.clustering import centroids as centroids_lib
+from srdc_tf.clustering import kmeans as kmeans_lib
+from srdc_tf.clustering import source_weights as source_weights_lib
+
+CENTRE_INITS = ("mean", "target")
+
+
+@dataclasses.dataclass(frozen=True)
+class EpochState:
+  """The per-epoch state; every field a float32/int32 tensor.
+
+  Attributes:
+    pseudo_labels: `[Nt]` k-means assignment of the target at `f`.
+    centres_f: `[K, Df]` new value of the learnable centres `mu_f`.
+    centres_h: `[K, Dh]` new value of `mu_h`.
+    source_weights: `[Ns]` soft source selection weights.
+    target_centroids_f: `[K, Df]` final k-means centres at `f`.
+    source_centroids_f: `[K, Df]` source class means at `f`.
+  """
+  pseudo_labels: tf.Tensor
+  centres_f: tf.Tensor
+  centres_h: tf.Tensor
+  source_weights: tf.Tensor
+  target_centroids_f: tf.Tensor
+  source_centroids_f: tf.Tensor
+
+
+def compute_epoch_state(source_f, source_h, source_labels, target_f, target_h,
+                        target_predictions, num_classes, first_epoch,
+                        kmeans_iterations=5, spherical=False,
+                        centre_init="mean", soft_selection=True):
+  """Steps 2-5 of SRDC's per-epoch update, given inference-mode features.
+
+  Args:
+    source_f: `[Ns, Df]` source features `f`.
+    source_h: `[Ns, Dh]` source features `h`.
+    source_labels: `[Ns]` true source labels.
+    target_f: `[Nt, Df]` target features `f`.
+    target_h: `[Nt, Dh]` target features `h`.
+    target_predictions: `[Nt]` the classifier's target predictions.
+    num_classes: K.
+    first_epoch: k-means starts from the source centroids (else from the
+      target centroids by prediction) and every source weight is 1.
+    kmeans_iterations: Lloyd iterations.
+    spherical: spherical instead of Euclidean k-means.
+    centre_init: "mean" sets `mu = (c_t + c_s) / 2`; "target" sets
+      `mu = c_t` (the released code's choice when the target is Amazon).
+    soft_selection: compute source weights; all ones when False.
+
+  Returns:
+    An `EpochState`.
+  """
+  if centre_init not in CENTRE_INITS:
+    raise ValueError(
+        f"centre_init must be one of {CENTRE_INITS}, got {centre_init!r}")
+  centres = {}
+  pseudo_labels = None
+  target_centroids_f = source_centroids_f = None
+  for level, (src, tgt) in {"f": (source_f, target_f),
+                            "h": (source_h, target_h)}.items():
+    source_centroids, _ = centroids_lib.class_centroids(
+        src, source_labels, num_classes)
+    if first_epoch:
+      initial = source_centroids
+    else:
+      # Classes the classifier never predicts fall back to the source mean.
+      initial, _ = centroids_lib.class_centroids(
+          tgt, target_predictions, num_classes, fallback=source_centroids)
+    assignments, target_centroids = kmeans_lib.kmeans(
+        tgt, initial, kmeans_iterations, spherical)
+    if spherical:
+      # Spherical centres are unit directions; the learnable centres live in
+      # the unnormalised feature space, so take the clusters' plain means.
+      target_centroids, _ = centroids_lib.class_centroids(
+          tgt, assignments, num_classes, fallback=initial)
+    if centre_init == "mean":
+      centres[level] = (target_centroids + source_centroids) / 2.0
+    else:
+      centres[level] = target_centroids
+    if level == "f":
+      pseudo_labels = assignments
+      target_centroids_f = target_centroids
+      source_centroids_f = source_centroids
+  num_source = tf.shape(source_f)[0]
+  if first_epoch or not soft_selection:
+    weights = tf.ones([num_source], tf.float32)
+  else:
+    weights = source_weights_lib.source_weights(source_f, source_labels,
+                                                target_centroids_f)
+  return EpochState(
+      pseudo_labels=pseudo_labels,
+      centres_f=centres["f"],
+      centres_h=centres["h"],
+      source_weights=weights,
+      target_centroids_f=target_centroids_f,
+      source_centroids_f=source_centroids_f)

@@ -1,0 +1,76 @@
+"""Image resizing and augmentation, as SRDC.md prescribes."""
+
+import dataclasses
+
+import tensorflow as tf
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageTransform:
+  """How images are resized and augmented.
+
+  With `resize_size`, the shorter side is resized to it and a square of
+  `image_size` is cropped (random for training, central for evaluation):
+  the ImageNet protocol of SRDC (256 then 224). Without it, images are
+  resized straight to `image_size` (digits, synthetic data).
+
+  Attributes:
+    image_size: side of the square output.
+    channels: 1 or 3.
+    resize_size: shorter side before cropping, or None.
+    random_flip: random horizontal flips in training.
+  """
+  image_size: int
+  channels: int = 3
+  resize_size: int = None
+  random_flip: bool = False
+
+  def __post_init__(self):
+    if self.image_size <= 0:
+      raise ValueError(f"image_size must be > 0, got {self.image_size!r}")
+    if self.channels not in (1, 3):
+      raise ValueError(f"channels must be 1 or 3, got {self.channels!r}")
+    if self.resize_size is not None and self.resize_size < self.image_size:
+      raise ValueError(
+          f"resize_size {self.resize_size} is smaller than image_size "
+          f"{self.image_size}")
+
+  @property
+  def shape(self):
+    return (self.image_size, self.image_size, self.channels)
+
+  def _resize_shorter(self, image):
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    scale = float(self.resize_size) / tf.reduce_min(shape)
+    size = tf.cast(tf.round(shape * scale), tf.int32)
+    return tf.image.resize(image, tf.maximum(size, self.resize_size))
+
+  def train(self, image, seed):
+    """Training view of one uint8 image as float32 in [0, 255].
+
+    Args:
+      image: `[H, W, C]` uint8.
+      seed: `[2]` int tensor for the stateless random ops, so augmentation
+        is reproducible whatever the parallelism.
+    """
+    if self.resize_size is None:
+      image = tf.image.resize(image, [self.image_size] * 2)
+    else:
+      image = self._resize_shorter(image)
+      image = tf.image.stateless_random_crop(
+          image, self.shape, seed=seed)
+    if self.random_flip:
+      image = tf.image.stateless_random_flip_left_right(image, seed=seed + 1)
+    return tf.ensure_shape(tf.cast(image, tf.float32), self.shape)
+
+  def eval(self, image):
+    """Evaluation view: resize (and centre crop), no randomness."""
+    if self.resize_size is None:
+      image = tf.image.resize(image, [self.image_size] * 2)
+    else:
+      image = self._resize_shorter(image)
+      shape = tf.shape(image)
+      top = (shape[0] - self.image_size) // 2
+      left = (shape[1] - self.image_size) // 2
+      image = image[top:top + self.image_size, left:left + self.image_size]
+    return tf.ensure_shape(tf.cast(image, tf.float32), self.shape)

@@ -1,0 +1,92 @@
+"""Backbones: raw pixels in [0, 255] to one pooled feature vector `f`."""
+
+import os
+
+import keras
+
+from srdc_tf.models import preprocessing
+
+BACKBONES = ("lenet", "mobilenet_v2", "resnet50")
+
+
+def _lenet(inputs):
+  # The LeNet of CDAN and SHOT's digit experiments, without dropout so that
+  # runs are reproducible and replicas agree.
+  x = keras.layers.Conv2D(20, 5, name="conv1")(inputs)
+  x = keras.layers.MaxPooling2D(2, name="pool1")(x)
+  x = keras.layers.ReLU(name="relu1")(x)
+  x = keras.layers.Conv2D(50, 5, name="conv2")(x)
+  x = keras.layers.MaxPooling2D(2, name="pool2")(x)
+  x = keras.layers.ReLU(name="relu2")(x)
+  x = keras.layers.Flatten(name="flatten")(x)
+  x = keras.layers.Dense(500, name="fc")(x)
+  return keras.layers.ReLU(name="relu3")(x)
+
+
+def _load_weights(model, weights, name):
+  if not os.path.isfile(weights):
+    raise FileNotFoundError(
+        f"--weights={weights!r} for backbone {name!r}: no such file")
+  try:
+    model.load_weights(weights)
+  except Exception as error:  # Keras raises several types for a mismatch.
+    raise ValueError(
+        f"--weights={weights!r} does not fit backbone {name!r}: {error}"
+    ) from error
+
+
+def build_backbone(name, input_shape, weights=None, trainable=True,
+                   trainable_layers=None):
+  """Builds a backbone that maps raw pixels to pooled features.
+
+  Args:
+    name: one of `BACKBONES`.
+    input_shape: `(height, width, channels)` of the images.
+    weights: None (random), "imagenet" (downloaded by Keras; resnet50 and
+      mobilenet_v2), or the path of a weights file of this architecture.
+    trainable: whether the backbone is trained. A frozen backbone runs its
+      BatchNorm layers in inference mode.
+    trainable_layers: with `trainable`, train only this many last layers
+      (None trains all).
+
+  Returns:
+    A functional `keras.Model` named `backbone` with one input and a 2-D
+    output `[batch, feature_dim]`.
+  """
+  if name not in BACKBONES:
+    raise ValueError(f"--backbone must be one of {BACKBONES}, got {name!r}")
+  if weights in ("", "none", "None"):
+    weights = None
+  input_shape = tuple(int(d) for d in input_shape)
+  inputs = keras.Input(shape=input_shape, name="images")
+  if name == "lenet":
+    if weights == "imagenet":
+      raise ValueError("--weights=imagenet is not available for lenet")
+    mode = "unit"
+    body_inputs = keras.Input(shape=input_shape)
+    body = keras.Model(body_inputs, _lenet(body_inputs), name="lenet")
+  else:
+    if input_shape[-1] != 3:
+      raise ValueError(
+          f"backbone {name!r} needs 3-channel images, got {input_shape}")
+    application = {"resnet50": keras.applications.ResNet50,
+                   "mobilenet_v2": keras.applications.MobileNetV2}[name]
+    mode = "caffe" if name == "resnet50" else "tf"
+    body = application(include_top=False, pooling="avg",
+                       input_shape=input_shape,
+                       weights="imagenet" if weights == "imagenet" else None)
+  if weights not in (None, "imagenet"):
+    # Keras 3 weight files match layers by position, so load into the
+    # architecture itself before it is wrapped.
+    _load_weights(body, weights, name)
+  if trainable and trainable_layers is not None:
+    if trainable_layers < 0:
+      raise ValueError(
+          f"trainable_layers must be >= 0, got {trainable_layers!r}")
+    for layer in body.layers[:len(body.layers) - trainable_layers]:
+      layer.trainable = False
+  else:
+    body.trainable = trainable
+  x = preprocessing.ImagePreprocessing(mode, name="preprocessing")(inputs)
+  outputs = body(x)
+  return keras.Model(inputs, outputs, name="backbone")

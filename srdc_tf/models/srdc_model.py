@@ -1,0 +1,306 @@
+"""The SRDC network and its training step."""
+
+import keras
+import tensorflow as tf
+
+from srdc_tf import objectives
+
+LOSS_TERMS = ("source_output_loss", "source_f_loss", "source_h_loss",
+              "target_output_loss", "target_f_loss", "target_h_loss",
+              "l2_loss")
+
+
+def _global_batch_size(tensor):
+  return tf.shape(tensor)[0] * tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def _sum_over_replicas(value):
+  # Gradients flow through ReplicaContext.all_reduce (its gradient is an
+  # all-reduce too), so q on N replicas equals q on the global batch.
+  context = tf.distribute.get_replica_context()
+  if context is None or context.num_replicas_in_sync == 1:
+    return value
+  return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+
+@keras.saving.register_keras_serializable(package="srdc_tf")
+class SRDCModel(keras.Model):
+  """Backbone -> `f` -> fc1 (Dense, BatchNorm, ReLU) -> `h` -> fc2 logits.
+
+  The model also owns SRDC's state: learnable cluster centres `mu_f` and
+  `mu_h` (trained like weights), and non-trainable per-sample tables (the
+  target k-means pseudo-labels and the source weights) plus the per-epoch
+  scalars `penalty` (lambda) and `q_mix` (beta, 0 in the first epoch), which
+  the `EpochStateCallback` assigns. Being weights, they are checkpointed,
+  saved and mirrored under a distribution strategy.
+
+  `train_step` takes a dict with `source_image`, `source_label`,
+  `source_index`, `target_image` and `target_index`; `test_step` takes
+  `(target_image, target_label)` and reports `target_accuracy`.
+
+  Args:
+    backbone: a `keras.Model` from images to `[batch, feature_dim]`, or None
+      when the inputs are already backbone features (a frozen backbone's
+      feature cache).
+    num_classes: K.
+    input_shape: shape of one input (an image, or a feature vector).
+    num_source_examples: size of the source table.
+    num_target_examples: size of the target table.
+    bottleneck_dim: width of fc1 (`h`).
+    alpha: Student-t degrees of freedom of the feature-level assignment.
+    beta: weight of the auxiliary distribution against the k-means
+      pseudo-labels, from the second epoch.
+    detach_q: treat q as a constant (the paper's reading); the released code
+      differentiates through q, the default.
+    feature_clustering: cluster the target at `f` and `h` as well as at the
+      output.
+    source_regularization: the structural source terms at `f` and `h`.
+    source_only: train on the source cross-entropy alone (the baseline).
+    weight_decay: coupled L2 coefficient, added to the gradient as PyTorch
+      SGD does (Keras' `weight_decay=` is decoupled and differs).
+    backbone_lr_multiplier: learning-rate factor of the backbone and the
+      centres (0.1 for a pretrained backbone, 1 from scratch).
+    **kwargs: base model arguments.
+  """
+
+  def __init__(self, backbone, num_classes, input_shape, num_source_examples,
+               num_target_examples, bottleneck_dim=512, alpha=1.0, beta=1.0,
+               detach_q=False, feature_clustering=True,
+               source_regularization=True, source_only=False,
+               weight_decay=1e-4, backbone_lr_multiplier=0.1, **kwargs):
+    super().__init__(**kwargs)
+    for name, value in (("num_classes", num_classes),
+                        ("num_source_examples", num_source_examples),
+                        ("num_target_examples", num_target_examples),
+                        ("bottleneck_dim", bottleneck_dim)):
+      if int(value) <= 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    if not 0.0 <= beta <= 1.0:
+      raise ValueError(f"beta must be in [0, 1], got {beta!r}")
+    if alpha <= 0:
+      raise ValueError(f"alpha must be > 0, got {alpha!r}")
+    self.backbone = backbone
+    self.num_classes = int(num_classes)
+    self.input_shape_ = tuple(int(d) for d in input_shape)
+    self.num_source_examples = int(num_source_examples)
+    self.num_target_examples = int(num_target_examples)
+    self.bottleneck_dim = int(bottleneck_dim)
+    self.alpha = float(alpha)
+    self.beta = float(beta)
+    self.detach_q = bool(detach_q)
+    self.feature_clustering = bool(feature_clustering)
+    self.source_regularization = bool(source_regularization)
+    self.source_only = bool(source_only)
+    self.weight_decay = float(weight_decay)
+    self.backbone_lr_multiplier = float(backbone_lr_multiplier)
+
+    self.fc1 = keras.layers.Dense(self.bottleneck_dim, name="fc1")
+    # Synchronised so that replicas of a MirroredStrategy share statistics.
+    self.fc1_norm = keras.layers.BatchNormalization(
+        momentum=0.9, epsilon=1e-5, synchronized=True, name="fc1_norm")
+    self.fc2 = keras.layers.Dense(self.num_classes, name="fc2")
+
+    self.loss_trackers = {
+        name: keras.metrics.Mean(name=name) for name in ("loss",) + LOSS_TERMS}
+    self.source_accuracy = keras.metrics.SparseCategoricalAccuracy(
+        name="source_accuracy")
+    self.target_accuracy = keras.metrics.SparseCategoricalAccuracy(
+        name="target_accuracy")
+    self.build((None,) + self.input_shape_)
+
+  def build(self, input_shape):
+    if self.backbone is not None:
+      self.backbone.build(input_shape)
+      feature_dim = int(self.backbone.output.shape[-1])
+    else:
+      feature_dim = int(input_shape[-1])
+    self.feature_dim = feature_dim
+    self.fc1.build((None, feature_dim))
+    self.fc1_norm.build((None, self.bottleneck_dim))
+    self.fc2.build((None, self.bottleneck_dim))
+    self.centres_f = self.add_weight(
+        shape=(self.num_classes, feature_dim), initializer="zeros",
+        dtype="float32", name="centres_f")
+    self.centres_h = self.add_weight(
+        shape=(self.num_classes, self.bottleneck_dim), initializer="zeros",
+        dtype="float32", name="centres_h")
+    self.target_pseudo_labels = self.add_weight(
+        shape=(self.num_target_examples,), initializer="zeros",
+        dtype="int32", trainable=False, name="target_pseudo_labels")
+    self.source_weights = self.add_weight(
+        shape=(self.num_source_examples,), initializer="ones",
+        dtype="float32", trainable=False, name="source_weights")
+    self.penalty = self.add_weight(
+        shape=(), initializer="zeros", dtype="float32", trainable=False,
+        name="penalty")
+    self.q_mix = self.add_weight(
+        shape=(), initializer="zeros", dtype="float32", trainable=False,
+        name="q_mix")
+    self.built = True
+
+  # === Forward ===
+
+  def embed(self, inputs, training=False):
+    """Returns `(f, h, logits)` for a batch of inputs."""
+    f = inputs if self.backbone is None else self.backbone(
+        inputs, training=training)
+    h = keras.activations.relu(
+        self.fc1_norm(self.fc1(f), training=training))
+    return f, h, self.fc2(h)
+
+  def call(self, inputs, training=False):
+    return self.embed(inputs, training=training)[2]
+
+  # === Losses ===
+
+  def _target_clustering_loss(self, scores, pseudo_labels, global_batch):
+    probs = tf.nn.softmax(tf.cast(scores, tf.float32))
+    q = objectives.auxiliary_distribution(
+        probs, _sum_over_replicas(tf.reduce_sum(probs, axis=0)),
+        stop_gradient=self.detach_q)
+    q = objectives.mix_with_pseudo_labels(q, pseudo_labels, self.q_mix)
+    per_sample = objectives.clustering_loss(
+        q, tf.nn.log_softmax(tf.cast(scores, tf.float32)))
+    return tf.nn.compute_average_loss(per_sample,
+                                      global_batch_size=global_batch)
+
+  def _source_loss(self, scores, labels, weights, global_batch):
+    per_sample = objectives.weighted_source_loss(
+        tf.nn.log_softmax(tf.cast(scores, tf.float32)), labels, weights)
+    return tf.nn.compute_average_loss(per_sample,
+                                      global_batch_size=global_batch)
+
+  def compute_losses(self, data, training=True):
+    """All SRDC loss terms of one source and one target batch.
+
+    Each term is this replica's share of the mean over the global batch, so
+    that summing gradients over replicas gives the single-replica gradient.
+
+    Args:
+      data: the training dict (see the class docstring).
+      training: forward mode.
+
+    Returns:
+      `(total, terms, source_logits)`; `terms` maps `LOSS_TERMS` to scalars.
+    """
+    source_labels = tf.cast(data["source_label"], tf.int32)
+    f_s, h_s, logits_s = self.embed(data["source_image"], training=training)
+    global_source = _global_batch_size(source_labels)
+    weights = tf.gather(self.source_weights,
+                        tf.cast(data["source_index"], tf.int32))
+    zero = tf.constant(0.0)
+    terms = dict.fromkeys(LOSS_TERMS, zero)
+    terms["source_output_loss"] = self._source_loss(
+        logits_s, source_labels, weights, global_source)
+    penalty = tf.cast(self.penalty, tf.float32)
+    total = terms["source_output_loss"]
+    if not self.source_only:
+      terms["source_f_loss"] = self._source_loss(
+          objectives.feature_assignment_logits(f_s, self.centres_f,
+                                               self.alpha),
+          source_labels, weights, global_source)
+      terms["source_h_loss"] = self._source_loss(
+          objectives.feature_assignment_logits(h_s, self.centres_h,
+                                               self.alpha),
+          source_labels, weights, global_source)
+      f_t, h_t, logits_t = self.embed(data["target_image"], training=training)
+      global_target = _global_batch_size(logits_t)
+      pseudo_labels = tf.gather(self.target_pseudo_labels,
+                                tf.cast(data["target_index"], tf.int32))
+      terms["target_output_loss"] = self._target_clustering_loss(
+          logits_t, pseudo_labels, global_target)
+      terms["target_f_loss"] = self._target_clustering_loss(
+          objectives.feature_assignment_logits(f_t, self.centres_f,
+                                               self.alpha),
+          pseudo_labels, global_target)
+      terms["target_h_loss"] = self._target_clustering_loss(
+          objectives.feature_assignment_logits(h_t, self.centres_h,
+                                               self.alpha),
+          pseudo_labels, global_target)
+      target = terms["target_output_loss"]
+      if self.feature_clustering:
+        target += terms["target_f_loss"] + terms["target_h_loss"]
+      total += penalty * target
+      if self.source_regularization:
+        total += penalty * (terms["source_f_loss"] + terms["source_h_loss"])
+    if self.weight_decay:
+      replicas = tf.distribute.get_strategy().num_replicas_in_sync
+      squares = tf.add_n([tf.reduce_sum(tf.square(tf.cast(v, tf.float32)))
+                          for v in self.trainable_variables])
+      terms["l2_loss"] = 0.5 * self.weight_decay * squares / replicas
+      total += terms["l2_loss"]
+    return total, terms, logits_s
+
+  # === Steps ===
+
+  def _lr_multipliers(self):
+    slow = set()
+    if self.backbone is not None:
+      slow.update(id(v) for v in self.backbone.trainable_variables)
+    slow.update((id(self.centres_f), id(self.centres_h)))
+    return [self.backbone_lr_multiplier if id(v) in slow else 1.0
+            for v in self.trainable_variables]
+
+  def train_step(self, data):
+    with tf.GradientTape() as tape:
+      total, terms, logits_s = self.compute_losses(data, training=True)
+    variables = self.trainable_variables
+    gradients = tape.gradient(total, variables)
+    # Scaling a gradient scales that variable's SGD step (momentum is linear
+    # in it): the 0.1x learning rate of the backbone and the centres.
+    gradients = [g if g is None or m == 1.0 else g * m
+                 for g, m in zip(gradients, self._lr_multipliers())]
+    self.optimizer.apply_gradients(
+        [(g, v) for g, v in zip(gradients, variables) if g is not None])
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    # Trackers hold the global-batch values (a replica's share x replicas).
+    self.loss_trackers["loss"].update_state(total * replicas)
+    for name, value in terms.items():
+      self.loss_trackers[name].update_state(value * replicas)
+    self.source_accuracy.update_state(data["source_label"], logits_s)
+    return {m.name: m.result() for m in self.train_metrics}
+
+  def test_step(self, data):
+    images, labels = data[0], data[1]
+    logits = self(images, training=False)
+    self.target_accuracy.update_state(labels, logits)
+    return {"target_accuracy": self.target_accuracy.result()}
+
+  @property
+  def train_metrics(self):
+    return list(self.loss_trackers.values()) + [self.source_accuracy]
+
+  @property
+  def metrics(self):
+    return self.train_metrics + [self.target_accuracy]
+
+  # === Serialisation ===
+
+  def get_config(self):
+    config = super().get_config()
+    config.update({
+        "backbone": (None if self.backbone is None else
+                     keras.saving.serialize_keras_object(self.backbone)),
+        "num_classes": self.num_classes,
+        "input_shape": self.input_shape_,
+        "num_source_examples": self.num_source_examples,
+        "num_target_examples": self.num_target_examples,
+        "bottleneck_dim": self.bottleneck_dim,
+        "alpha": self.alpha,
+        "beta": self.beta,
+        "detach_q": self.detach_q,
+        "feature_clustering": self.feature_clustering,
+        "source_regularization": self.source_regularization,
+        "source_only": self.source_only,
+        "weight_decay": self.weight_decay,
+        "backbone_lr_multiplier": self.backbone_lr_multiplier,
+    })
+    return config
+
+  @classmethod
+  def from_config(cls, config):
+    config = dict(config)
+    if config.get("backbone") is not None:
+      config["backbone"] = keras.saving.deserialize_keras_object(
+          config["backbone"])
+    return cls(**config)

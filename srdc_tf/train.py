@@ -1,0 +1,133 @@
+r"""Trains SRDC (or the source-only baseline) from absl flags.
+
+  python -m srdc_tf.train --flagfile=flags/default.cfg --model_dir=runs/default
+"""
+
+import json
+import os
+import sys
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+
+FLAGS = flags.FLAGS
+
+# === Data ===
+flags.DEFINE_string("source", None, "Source domain spec (labelled).")
+flags.DEFINE_string("target", None, "Target domain spec (labels only used "
+                    "for reporting).")
+flags.DEFINE_string("target_eval", None, "Spec of the labelled target set "
+                    "the model is scored on; default: --target itself "
+                    "(transductive).")
+flags.DEFINE_integer("synthetic_examples_per_class", 300,
+                     "Images per class of a synthetic domain.")
+flags.DEFINE_integer("image_size", 32, "Side of the square network input.")
+flags.DEFINE_integer("resize_size", None, "Resize the shorter side to this "
+                     "and crop --image_size (random in training). Unset: "
+                     "resize straight to --image_size.")
+flags.DEFINE_boolean("random_flip", False, "Random horizontal flips.")
+flags.DEFINE_integer("channels", 3, "Image channels fed to the backbone.")
+
+# === Model ===
+flags.DEFINE_string("backbone", "lenet", "Backbone architecture.")
+flags.DEFINE_string("weights", None, "Backbone weights: 'imagenet', or a "
+                    "weights file of the architecture; unset: random.")
+flags.DEFINE_integer("bottleneck_dim", 512, "Width of fc1 (feature h).")
+
+# === Method ===
+flags.DEFINE_boolean("source_only", False, "Train the source-only baseline.")
+flags.DEFINE_boolean("with_baseline", False, "Also train the source-only "
+                     "baseline the same way (in <model_dir>/source_only) "
+                     "and print both target accuracies.")
+flags.DEFINE_float("alpha", 1.0, "Student-t degrees of freedom.")
+flags.DEFINE_float("beta", 1.0, "Weight of q against k-means pseudo-labels.")
+flags.DEFINE_boolean("detach_q", False, "Stop the gradient through q.")
+flags.DEFINE_boolean("feature_clustering", True,
+                     "Cluster the target at features f and h too.")
+flags.DEFINE_boolean("source_regularization", True,
+                     "Structural source terms at features f and h.")
+flags.DEFINE_boolean("soft_selection", True, "Soft source sample selection.")
+flags.DEFINE_integer("kmeans_iterations", 5, "K-means iterations per epoch.")
+flags.DEFINE_boolean("spherical_kmeans", False, "Spherical k-means.")
+flags.DEFINE_enum("centre_init", "mean", ["mean", "target"],
+                  "Learnable centres: (c_t + c_s) / 2, or c_t.")
+
+# === Optimisation ===
+flags.DEFINE_integer("epochs", 200, "Epochs E.")
+flags.DEFINE_integer("steps_per_epoch", None, "Override the epoch length "
+                     "(default: max of source and target batches).")
+flags.DEFINE_integer("batch_size", 64, "Global batch of each domain.")
+flags.DEFINE_float("lr", 0.01, "Base learning rate.")
+flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
+flags.DEFINE_float("weight_decay", 1e-4, "Coupled L2 weight decay.")
+flags.DEFINE_float("backbone_lr_multiplier", 0.1, "Learning-rate factor of "
+                   "the backbone and the centres.")
+flags.DEFINE_integer("seed", 0, "Random seed.")
+
+# === Runtime ===
+flags.DEFINE_string("model_dir", None, "Run directory (checkpoints, logs, "
+                    "metrics).")
+flags.DEFINE_string("export_dir", None, "Export base; the SavedModel goes "
+                    "to <export_dir>/<next version>/. Empty: no export.")
+flags.DEFINE_string("strategy", "default", "default, mirrored or "
+                    "multi_worker.")
+flags.DEFINE_integer("num_cpu_devices", 0, "With --strategy=mirrored and "
+                     "no GPU: logical CPU devices to mirror over.")
+flags.DEFINE_integer("verbose", 2, "Keras fit verbosity.")
+
+flags.mark_flags_as_required(["source", "target", "model_dir"])
+
+
+def _validate():
+  """Stops with a message naming the flag, before any work."""
+  for name in ("epochs", "batch_size", "image_size", "bottleneck_dim"):
+    if getattr(FLAGS, name) <= 0:
+      raise app.UsageError(f"--{name} must be > 0, got {getattr(FLAGS, name)}")
+  if FLAGS.steps_per_epoch is not None and FLAGS.steps_per_epoch <= 0:
+    raise app.UsageError(
+        f"--steps_per_epoch must be > 0, got {FLAGS.steps_per_epoch}")
+  if FLAGS.lr <= 0:
+    raise app.UsageError(f"--lr must be > 0, got {FLAGS.lr}")
+  if not 0.0 <= FLAGS.beta <= 1.0:
+    raise app.UsageError(f"--beta must be in [0, 1], got {FLAGS.beta}")
+  if FLAGS.alpha <= 0:
+    raise app.UsageError(f"--alpha must be > 0, got {FLAGS.alpha}")
+  if FLAGS.kmeans_iterations < 0:
+    raise app.UsageError(
+        f"--kmeans_iterations must be >= 0, got {FLAGS.kmeans_iterations}")
+  if FLAGS.channels not in (1, 3):
+    raise app.UsageError(f"--channels must be 1 or 3, got {FLAGS.channels}")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  _validate()
+  # Imported after flag parsing so that --help and flag errors are instant.
+  from srdc_tf import distribute
+  from srdc_tf import runner
+
+  strategy = distribute.create_strategy(FLAGS.strategy, FLAGS.num_cpu_devices)
+  settings = runner.RunSettings.from_flags(FLAGS)
+  data = runner.load_data(settings)
+  results = {}
+  if FLAGS.with_baseline and not FLAGS.source_only:
+    baseline = settings.replace(
+        source_only=True,
+        model_dir=os.path.join(settings.model_dir, "source_only"),
+        export_dir="")
+    results["source_only"] = runner.run(baseline, data, strategy)
+  name = "source_only" if FLAGS.source_only else "srdc"
+  results[name] = runner.run(settings, data, strategy)
+  print(f"\n=== Target accuracy on {settings.target_eval or settings.target} ===")
+  for method, result in results.items():
+    print(f"{method:>12}: {100 * result['target_accuracy']:.1f}%  "
+          f"(train {result['seconds']:.0f}s)")
+  with open(os.path.join(settings.model_dir, "summary.json"), "w") as f:
+    json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+  app.run(main)
