@@ -17,6 +17,9 @@ class EpochStateCallback(keras.callbacks.Callback):
   source and target example; and assigns the result of
   `clustering.compute_epoch_state` (pseudo-labels, centres, source weights).
 
+  `last_state` and `last_outputs` (source and target `DomainOutputs`) keep
+  the latest update for other callbacks (TensorBoard views).
+
   At epoch end it adds to the logs what the state was: `lambda`,
   `kmeans_accuracy` and `classifier_accuracy` (against target labels, when
   the target has them; reported only, never trained on), `kmeans_agreement`
@@ -45,6 +48,7 @@ class EpochStateCallback(keras.callbacks.Callback):
     self.centre_init = centre_init
     self.soft_selection = bool(soft_selection)
     self.last_state = None
+    self.last_outputs = None
     self._epoch_logs = {}
 
   def on_epoch_begin(self, epoch, logs=None):
@@ -68,6 +72,8 @@ class EpochStateCallback(keras.callbacks.Callback):
     model.centres_h.assign(state.centres_h)
     model.source_weights.assign(state.source_weights)
     self.last_state = state
+    # Kept for views that want this epoch's features without another pass.
+    self.last_outputs = (source, target)
     pseudo = np.asarray(state.pseudo_labels)
     self._epoch_logs.update({
         "kmeans_agreement": float(np.mean(pseudo == target.predictions)),
