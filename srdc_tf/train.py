@@ -3,10 +3,7 @@ r"""Trains SRDC (or the source-only baseline) from absl flags.
   python -m srdc_tf.train --flagfile=flags/default.cfg --model_dir=runs/default
 """
 
-import json
 import os
-import sys
-import time
 
 from absl import app
 from absl import flags
@@ -15,12 +12,26 @@ from absl import logging
 FLAGS = flags.FLAGS
 
 # === Data ===
+flags.DEFINE_string("task", None, "Task name for reports (default: "
+                    "<source>-><target>).")
 flags.DEFINE_string("source", None, "Source domain spec (labelled).")
 flags.DEFINE_string("target", None, "Target domain spec (labels only used "
                     "for reporting).")
 flags.DEFINE_string("target_eval", None, "Spec of the labelled target set "
                     "the model is scored on; default: --target itself "
                     "(transductive).")
+flags.DEFINE_string("data_root", None, "Folder that relative directory and "
+                    "image-list specs start from; default: $SRDC_DATA_ROOT, "
+                    "else the working directory.")
+flags.DEFINE_string("source_list_root", None, "Root of the paths in a source "
+                    "image list (default: the list's folder).")
+flags.DEFINE_string("target_list_root", None, "Root of the paths in a target "
+                    "image list (default: the list's folder).")
+flags.DEFINE_string("tfds_data_dir", None, "TensorFlow Datasets data_dir "
+                    "(default: $TFDS_DATA_DIR or ~/tensorflow_datasets). "
+                    "Nothing is downloaded.")
+flags.DEFINE_boolean("shared_classes", False, "Keep only the classes source "
+                     "and target share instead of failing on a mismatch.")
 flags.DEFINE_integer("synthetic_examples_per_class", 300,
                      "Images per class of a synthetic domain.")
 flags.DEFINE_integer("image_size", 32, "Side of the square network input.")
@@ -34,6 +45,14 @@ flags.DEFINE_integer("channels", 3, "Image channels fed to the backbone.")
 flags.DEFINE_string("backbone", "lenet", "Backbone architecture.")
 flags.DEFINE_string("weights", None, "Backbone weights: 'imagenet', or a "
                     "weights file of the architecture; unset: random.")
+flags.DEFINE_boolean("freeze_backbone", False, "Do not train the backbone. "
+                     "Without --trainable_layers its features are computed "
+                     "once per image and cached (no augmentation).")
+flags.DEFINE_integer("trainable_layers", None, "With --freeze_backbone: "
+                     "train this many last layers of the backbone.")
+flags.DEFINE_string("feature_cache_dir", None, "Where cached backbone "
+                    "features live (default: <model_dir>/feature_cache); "
+                    "share it between runs of the same data and backbone.")
 flags.DEFINE_integer("bottleneck_dim", 512, "Width of fc1 (feature h).")
 
 # === Method ===
@@ -82,6 +101,9 @@ flags.mark_flags_as_required(["source", "target", "model_dir"])
 
 def _validate():
   """Stops with a message naming the flag, before any work."""
+  if FLAGS.trainable_layers is not None and FLAGS.trainable_layers < 0:
+    raise app.UsageError(
+        f"--trainable_layers must be >= 0, got {FLAGS.trainable_layers}")
   for name in ("epochs", "batch_size", "image_size", "bottleneck_dim"):
     if getattr(FLAGS, name) <= 0:
       raise app.UsageError(f"--{name} must be > 0, got {getattr(FLAGS, name)}")
@@ -125,8 +147,7 @@ def main(argv):
   for method, result in results.items():
     print(f"{method:>12}: {100 * result['target_accuracy']:.1f}%  "
           f"(train {result['seconds']:.0f}s)")
-  with open(os.path.join(settings.model_dir, "summary.json"), "w") as f:
-    json.dump(results, f, indent=2)
+  runner.write_json(os.path.join(settings.model_dir, "summary.json"), results)
 
 
 if __name__ == "__main__":

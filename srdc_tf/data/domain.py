@@ -1,4 +1,4 @@
-"""A domain: images (in memory or as files), labels and class names."""
+"""A domain: images (in memory, encoded or as files), labels, class names."""
 
 import dataclasses
 
@@ -12,7 +12,7 @@ UNLABELLED = -1
 class Domain:
   """One domain's examples in a fixed order; the order defines the indices.
 
-  Exactly one of `images` and `paths` is set.
+  Exactly one of `images`, `paths` and `encoded` is set.
 
   Attributes:
     name: a display name (e.g. "office31/amazon").
@@ -20,29 +20,32 @@ class Domain:
     labels: `[N]` int32 labels, `UNLABELLED` where unknown.
     images: `[N, H, W, C]` uint8 images, or `[N, D]` float32 features.
     paths: N image file paths (JPEG, PNG, BMP or GIF), decoded on the fly.
+    encoded: `[N]` object array of encoded image bytes, decoded on the fly.
   """
   name: str
   class_names: tuple
   labels: np.ndarray
   images: np.ndarray = None
   paths: tuple = None
+  encoded: np.ndarray = None
 
   def __post_init__(self):
-    if (self.images is None) == (self.paths is None):
+    given = [x for x in (self.images, self.paths, self.encoded)
+             if x is not None]
+    if len(given) != 1:
+      raise ValueError(f"domain {self.name!r}: give exactly one of images, "
+                       "paths and encoded")
+    if len(self.labels) != len(given[0]):
       raise ValueError(
-          f"domain {self.name!r}: give exactly one of images and paths")
-    count = len(self.images) if self.paths is None else len(self.paths)
-    if len(self.labels) != count:
-      raise ValueError(
-          f"domain {self.name!r}: {len(self.labels)} labels for {count} "
-          "examples")
-    if count == 0:
+          f"domain {self.name!r}: {len(self.labels)} labels for "
+          f"{len(given[0])} examples")
+    if len(given[0]) == 0:
       raise ValueError(f"domain {self.name!r} has no examples")
     labels = np.asarray(self.labels)
-    if labels.size and labels.max() >= len(self.class_names):
+    if labels.max() >= len(self.class_names) or labels.min() < UNLABELLED:
       raise ValueError(
-          f"domain {self.name!r}: label {labels.max()} out of range for "
-          f"{len(self.class_names)} classes")
+          f"domain {self.name!r}: labels span [{labels.min()}, "
+          f"{labels.max()}], outside [-1, {len(self.class_names)})")
 
   def __len__(self):
     return len(self.labels)
@@ -59,21 +62,44 @@ class Domain:
   def is_features(self):
     return self.images is not None and self.images.ndim == 2
 
+  def _storage(self):
+    if self.images is not None:
+      return self.images
+    if self.paths is not None:
+      return np.asarray(self.paths)
+    return self.encoded.astype(bytes)
+
+  def restricted_to(self, class_names):
+    """The examples of `class_names` only, relabelled in that order."""
+    new_id = {name: k for k, name in enumerate(class_names)}
+    old_to_new = np.array([new_id.get(n, -2) for n in self.class_names] + [-1])
+    labels = old_to_new[np.asarray(self.labels)]  # -1 indexes the last: -1.
+    keep = labels != -2
+    storage = {"images": self.images, "paths": self.paths,
+               "encoded": self.encoded}
+    kept = {key: (None if value is None else
+                  (tuple(np.asarray(value)[keep]) if key == "paths"
+                   else np.asarray(value)[keep]))
+            for key, value in storage.items()}
+    return Domain(name=self.name, class_names=tuple(class_names),
+                  labels=labels[keep].astype(np.int32), **kept)
+
   def records(self):
     """`(record, label, index)` in index order; `load` turns a record into
-    an image. Records are light (a path, or a row of an in-memory array) so
-    shuffling holds no decoded images."""
+    an image. Records are light (a path, encoded bytes, or a row of an
+    in-memory array) so shuffling holds no decoded images."""
     labels = np.asarray(self.labels, np.int32)
     indices = np.arange(len(self), dtype=np.int32)
-    records = (np.asarray(self.paths) if self.images is None
-               else self.images)
-    return tf.data.Dataset.from_tensor_slices((records, labels, indices))
+    return tf.data.Dataset.from_tensor_slices(
+        (self._storage(), labels, indices))
 
   def load(self, record, channels):
     """Decodes a record into a `[H, W, channels]` uint8 image (features and
     in-memory images pass through, with channels converted)."""
     if self.images is None:
-      image = tf.io.decode_image(tf.io.read_file(record), channels=channels,
+      contents = (tf.io.read_file(record) if self.paths is not None
+                  else record)
+      image = tf.io.decode_image(contents, channels=channels,
                                  expand_animations=False)
       image.set_shape([None, None, channels])
       return image

@@ -1,28 +1,225 @@
-"""One parser for every source/target spec."""
+"""The one parser of source/target specs, used by every binary.
 
+Spec kinds:
+
+- `synthetic:source`, `synthetic:target`: the built-in shapes domains.
+- `tfds:<name>[/<config>][:<split>]`: any TensorFlow Datasets dataset with
+  an `image` and a `label` (ClassLabel) feature, read from `tfds_data_dir`
+  (or TFDS' default) and never downloaded. Split defaults to `train`.
+- A directory: one folder per class, or the Office-31 layout
+  `<domain>/images/<class>/` (detected).
+- An image-list file (`*.txt`): one `relative/path label` per line, paths
+  relative to `list_root` (default: the list's folder).
+
+Relative directory and list paths resolve against `data_root` (the
+`--data_root` flag, or the `SRDC_DATA_ROOT` environment variable).
+"""
+
+import os
+
+import numpy as np
+
+from srdc_tf.data import domain as domain_lib
 from srdc_tf.data import synthetic
 
 SYNTHETIC_PREFIX = "synthetic:"
+TFDS_PREFIX = "tfds:"
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+DATA_ROOT_ENV = "SRDC_DATA_ROOT"
 
 
-def load_domain(spec, synthetic_examples_per_class=300, seed=0):
-  """Loads the domain a spec names.
+def _resolve(path, data_root):
+  path = os.path.expanduser(path)
+  if os.path.isabs(path):
+    return path
+  root = data_root or os.environ.get(DATA_ROOT_ENV) or os.getcwd()
+  return os.path.join(root, path)
 
-  Spec kinds:
-    `synthetic:source`, `synthetic:target`: the built-in shapes domains.
+
+def _load_synthetic(spec, examples_per_class, seed):
+  style = spec[len(SYNTHETIC_PREFIX):]
+  if style not in ("source", "target"):
+    raise ValueError(
+        f"unknown synthetic domain {spec!r}: use synthetic:source or "
+        "synthetic:target")
+  # Distinct seeds per style, so the two domains never share draws.
+  offset = {"source": 0, "target": 1}[style]
+  return synthetic.make_domain(style, examples_per_class, seed * 2 + offset)
+
+
+def parse_tfds_spec(spec):
+  """`tfds:<name>[/<config>][:<split>]` -> `(name_with_config, split)`."""
+  body = spec[len(TFDS_PREFIX):]
+  name, _, split = body.partition(":")
+  if not name:
+    raise ValueError(f"tfds spec {spec!r} names no dataset")
+  return name, split or "train"
+
+
+def _load_tfds(spec, tfds_data_dir):
+  import tensorflow_datasets as tfds  # Imported on use: slow to import.
+  name, split = parse_tfds_spec(spec)
+  try:
+    builder = tfds.builder(name, data_dir=tfds_data_dir)
+  except Exception as error:  # TFDS raises many types for a missing dataset.
+    raise ValueError(
+        f"cannot open TFDS dataset {name!r} (data_dir={tfds_data_dir!r}): "
+        f"{error}") from error
+  features = builder.info.features
+  if "image" not in features or "label" not in features:
+    raise ValueError(
+        f"TFDS dataset {name!r} needs 'image' and 'label' features, has "
+        f"{sorted(features.keys())}")
+  # Fixed-shape images (digits) are decoded once into memory; others stay
+  # encoded and are decoded on the fly, which keeps large sets small.
+  fixed_shape = None not in tuple(features["image"].shape)
+  decoders = None if fixed_shape else {"image": tfds.decode.SkipDecoding()}
+  try:
+    dataset = builder.as_dataset(split=split, shuffle_files=False,
+                                 decoders=decoders)
+  except Exception as error:
+    raise ValueError(
+        f"cannot read split {split!r} of TFDS dataset {name!r} (it must be "
+        f"prepared under data_dir={tfds_data_dir!r}; nothing is downloaded): "
+        f"{error}") from error
+  images, labels = [], []
+  for example in dataset.as_numpy_iterator():
+    images.append(example["image"])
+    labels.append(example["label"])
+  storage = ({"images": np.stack(images)} if fixed_shape
+             else {"encoded": np.asarray(images, dtype=object)})
+  class_names = tuple(features["label"].names)
+  return domain_lib.Domain(
+      name=f"{name}:{split}", class_names=class_names,
+      labels=np.asarray(labels, np.int32), **storage)
+
+
+def _class_folders(directory):
+  images = os.path.join(directory, "images")
+  entries = [e for e in os.listdir(directory) if not e.startswith(".")]
+  if entries == ["images"] and os.path.isdir(images):
+    directory = images  # The Office-31 layout.
+  classes = sorted(e for e in os.listdir(directory)
+                   if os.path.isdir(os.path.join(directory, e))
+                   and not e.startswith("."))
+  return directory, classes
+
+
+def _load_directory(path, display):
+  directory, classes = _class_folders(path)
+  if not classes:
+    raise ValueError(f"{path!r}: no class folders (expected "
+                     "<dir>/<class>/<image> or <dir>/images/<class>/<image>)")
+  paths, labels = [], []
+  for label, name in enumerate(classes):
+    folder = os.path.join(directory, name)
+    files = sorted(f for f in os.listdir(folder)
+                   if f.lower().endswith(IMAGE_EXTENSIONS))
+    if not files:
+      raise ValueError(f"class folder {folder!r} holds no images "
+                       f"({', '.join(IMAGE_EXTENSIONS)})")
+    paths += [os.path.join(folder, f) for f in files]
+    labels += [label] * len(files)
+  return domain_lib.Domain(name=display, class_names=tuple(classes),
+                           labels=np.asarray(labels, np.int32),
+                           paths=tuple(paths))
+
+
+def _load_image_list(path, list_root, display):
+  root = list_root or os.path.dirname(os.path.abspath(path))
+  real_root = os.path.realpath(root)
+  paths, labels, folder_of = [], [], {}
+  with open(path) as lines:
+    for number, line in enumerate(lines, 1):
+      if not line.strip() or line.lstrip().startswith("#"):
+        continue
+      parts = line.rsplit(maxsplit=1)
+      if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
+        raise ValueError(
+            f"{path}:{number}: expected 'relative/path label', got "
+            f"{line.strip()!r}")
+      relative, label = parts[0], int(parts[1])
+      if label < 0:
+        raise ValueError(f"{path}:{number}: negative label {label}")
+      full = os.path.realpath(os.path.join(root, relative))
+      if os.path.commonpath([full, real_root]) != real_root:
+        raise ValueError(
+            f"{path}:{number}: {relative!r} points outside the root {root!r}")
+      paths.append(full)
+      labels.append(label)
+      folder_of.setdefault(label, set()).add(
+          os.path.basename(os.path.dirname(relative)))
+  if not paths:
+    raise ValueError(f"image list {path!r} has no entries")
+  num_classes = max(labels) + 1
+  # Name classes after their folder when each label has exactly one.
+  names = [folder_of.get(k, set()) for k in range(num_classes)]
+  if all(len(n) == 1 for n in names) and len({*map(min, names)}) == num_classes:
+    class_names = tuple(min(n) for n in names)
+  else:
+    class_names = tuple(str(k) for k in range(num_classes))
+  return domain_lib.Domain(name=display, class_names=class_names,
+                           labels=np.asarray(labels, np.int32),
+                           paths=tuple(paths))
+
+
+def load_domain(spec, data_root=None, list_root=None, tfds_data_dir=None,
+                synthetic_examples_per_class=300, seed=0):
+  """Loads the domain a spec names (see the module docstring).
 
   Args:
     spec: the spec string.
+    data_root: folder that relative directory and list paths start from.
+    list_root: root of the paths in an image list (default: its folder).
+    tfds_data_dir: TFDS `data_dir`.
     synthetic_examples_per_class: size of a synthetic domain per class.
     seed: seed of generated data.
 
   Returns:
     A `Domain`.
   """
+  if not spec:
+    raise ValueError(f"empty data spec {spec!r}")
   if spec.startswith(SYNTHETIC_PREFIX):
-    style = spec[len(SYNTHETIC_PREFIX):]
-    # Distinct seeds per style, so the two domains never share draws.
-    offset = {"source": 0, "target": 1}.get(style, 0)
-    return synthetic.make_domain(style, synthetic_examples_per_class,
-                                 seed * 2 + offset)
-  raise ValueError(f"unrecognised data spec {spec!r}")
+    return _load_synthetic(spec, synthetic_examples_per_class, seed)
+  if spec.startswith(TFDS_PREFIX):
+    return _load_tfds(spec, tfds_data_dir)
+  path = _resolve(spec, data_root)
+  if os.path.isdir(path):
+    return _load_directory(path, spec)
+  if os.path.isfile(path):
+    return _load_image_list(path, list_root, spec)
+  raise ValueError(
+      f"data spec {spec!r}: {path!r} is neither a directory nor an image "
+      f"list, and the spec is not synthetic:... or tfds:...")
+
+
+def align_classes(source, target, shared_only=False):
+  """Gives the target the source's class ids.
+
+  Args:
+    source: the source `Domain` (its class order is kept).
+    target: a target `Domain`.
+    shared_only: keep only the classes both have (dropping the examples of
+      the others) instead of failing on a mismatch.
+
+  Returns:
+    `(source, target)` with identical `class_names`.
+
+  Raises:
+    ValueError: the class sets differ (naming the classes) and not
+      `shared_only`.
+  """
+  source_names, target_names = list(source.class_names), list(target.class_names)
+  if source_names == target_names:
+    return source, target
+  only_source = sorted(set(source_names) - set(target_names))
+  only_target = sorted(set(target_names) - set(source_names))
+  if (only_source or only_target) and not shared_only:
+    raise ValueError(
+        f"class sets differ: only in the source {only_source}, only in the "
+        f"target {only_target} (use --shared_classes to keep the shared ones)")
+  shared = [n for n in source_names if n in set(target_names)]
+  if not shared:
+    raise ValueError("source and target share no class")
+  return (source.restricted_to(shared), target.restricted_to(shared))

@@ -1,0 +1,133 @@
+r"""Collects finished runs into a paper-style results table.
+
+  python -m srdc_tf.report --run_dirs=runs/office31 --output=runs/office31/table
+
+Rows are methods, columns tasks and their average; a cell is the mean target
+accuracy (%) over the seeds found (with the standard deviation and the number
+of seeds beside it in the Markdown). Writes `<output>.csv` and `<output>.md`.
+"""
+
+import glob
+import json
+import os
+
+from absl import app
+from absl import flags
+import pandas as pd
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("run_dirs", None, "Folders searched (recursively) for "
+                  "run_info.json files.")
+flags.DEFINE_string("output", None, "Output prefix for .csv and .md.")
+flags.DEFINE_boolean("per_class", False, "Also write the per-class accuracy "
+                     "table (VisDA-style) as <output>_per_class.csv/.md.")
+flags.mark_flags_as_required(["run_dirs", "output"])
+
+
+def collect_runs(run_dirs):
+  """One row per finished run found under `run_dirs`.
+
+  Args:
+    run_dirs: folders to search recursively for `run_info.json`.
+
+  Returns:
+    A DataFrame with columns task, method, seed, accuracy (%), seconds and
+    the run's folder, plus `per_class` (a dict, when the run recorded it).
+  """
+  rows = []
+  for run_dir in run_dirs:
+    if not os.path.isdir(run_dir):
+      raise ValueError(f"--run_dirs: {run_dir!r} is not a directory")
+    for path in sorted(glob.glob(os.path.join(run_dir, "**", "run_info.json"),
+                                 recursive=True)):
+      with open(path) as f:
+        info = json.load(f)
+      rows.append({"task": info["task"], "method": info["method"],
+                   "seed": info["seed"],
+                   "accuracy": 100.0 * info["target_accuracy"],
+                   "seconds": info.get("seconds"),
+                   "per_class": info.get("per_class_accuracy"),
+                   "run_dir": os.path.dirname(path)})
+  if not rows:
+    raise ValueError(f"no run_info.json under {run_dirs}")
+  return pd.DataFrame(rows)
+
+
+def results_table(runs):
+  """Paper-style table: rows methods, columns tasks and Avg.
+
+  Args:
+    runs: the frame of `collect_runs`.
+
+  Returns:
+    `(mean, std, count)` DataFrames of the same shape; Avg is the mean over
+    the tasks of the per-task means (and is left empty for a method that
+    lacks a task).
+  """
+  grouped = runs.groupby(["method", "task"])["accuracy"]
+  mean = grouped.mean().unstack("task")
+  std = grouped.std(ddof=0).unstack("task")
+  count = grouped.count().unstack("task")
+  mean["Avg"] = mean.mean(axis=1, skipna=False)
+  std["Avg"] = float("nan")
+  count["Avg"] = count.min(axis=1)
+  return mean, std, count
+
+
+def per_class_table(runs):
+  """Mean per-class accuracy (%) over seeds, rows (method, task)."""
+  rows = []
+  for _, run in runs.iterrows():
+    if run["per_class"]:
+      rows.append({"method": run["method"], "task": run["task"],
+                   **{k: 100.0 * v for k, v in run["per_class"].items()}})
+  if not rows:
+    raise ValueError("no run recorded per-class accuracy")
+  frame = pd.DataFrame(rows).groupby(["method", "task"]).mean()
+  frame["Mean"] = frame.mean(axis=1)
+  return frame
+
+
+def to_markdown(mean, std=None, count=None):
+  """A Markdown table of `mean` (with `± std (n)` where given)."""
+  header = [mean.index.name or ""] + [str(c) for c in mean.columns]
+  lines = ["| " + " | ".join(header) + " |",
+           "|" + "---|" * len(header)]
+  for index, row in mean.iterrows():
+    cells = [str(index)]
+    for column, value in row.items():
+      if pd.isna(value):
+        cells.append("")
+        continue
+      cell = f"{value:.1f}"
+      if std is not None and not pd.isna(std.loc[index, column]):
+        cell += f" ± {std.loc[index, column]:.1f}"
+      if count is not None and column != "Avg":
+        cell += f" ({int(count.loc[index, column])})"
+      cells.append(cell)
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n"
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  runs = collect_runs(FLAGS.run_dirs)
+  mean, std, count = results_table(runs)
+  os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
+  mean.round(2).to_csv(FLAGS.output + ".csv")
+  markdown = to_markdown(mean, std, count)
+  with open(FLAGS.output + ".md", "w") as f:
+    f.write(markdown)
+  print(markdown)
+  if FLAGS.per_class:
+    table = per_class_table(runs)
+    table.round(2).to_csv(FLAGS.output + "_per_class.csv")
+    flat = table.copy()
+    flat.index = [f"{m} {t}" for m, t in flat.index]
+    with open(FLAGS.output + "_per_class.md", "w") as f:
+      f.write(to_markdown(flat))
+
+
+if __name__ == "__main__":
+  app.run(main)
