@@ -23,7 +23,11 @@ def auxiliary_distribution(probs, cluster_mass=None, stop_gradient=False):
   probs = tf.cast(probs, tf.float32)
   if cluster_mass is None:
     cluster_mass = tf.reduce_sum(probs, axis=0)
-  unnormalised = probs / tf.sqrt(tf.cast(cluster_mass, tf.float32))[tf.newaxis, :]
+  cluster_mass = tf.cast(cluster_mass, tf.float32)
+  # A cluster with zero mass has p_ik = 0 for every i; its q_ik is then 0
+  # (the limit of p_ik / sqrt(s_k) <= sqrt(s_k)), not 0 / 0 = NaN.
+  cluster_mass = tf.where(cluster_mass > 0.0, cluster_mass, 1.0)
+  unnormalised = probs / tf.sqrt(cluster_mass)[tf.newaxis, :]
   q = unnormalised / tf.reduce_sum(unnormalised, axis=1, keepdims=True)
   return tf.stop_gradient(q) if stop_gradient else q
 
