@@ -12,6 +12,7 @@ import keras
 import tensorflow as tf
 
 from srdc_tf import callbacks as callbacks_lib
+from srdc_tf import run_files
 from srdc_tf import serving
 from srdc_tf.callbacks import run_logging
 from srdc_tf.data import pipeline
@@ -162,10 +163,14 @@ def run(settings, data, strategy):
                       validation_data=target_eval, callbacks=callbacks,
                       verbose=settings.verbose)
   seconds = time.time() - start
-  model.save(os.path.join(settings.model_dir, "model.keras"))
+  model.save(os.path.join(settings.model_dir, run_files.MODEL_FILE))
+  # What the export binary and evaluation need beside model.keras.
+  run_files.write_run_files(settings.model_dir, data.source.class_names,
+                            settings.transform)
   export = None
   if settings.export_dir:
-    export = serving.export_saved_model(model, settings.export_dir,
-                                        data.source.class_names)
+    export = serving.export_saved_model(
+        model, settings.export_dir, data.source.class_names,
+        transform=settings.transform)
   return {"target_accuracy": float(history.history["val_target_accuracy"][-1]),
           "seconds": seconds, "export": export, "epochs": settings.epochs}

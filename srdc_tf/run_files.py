@@ -1,0 +1,110 @@
+"""What a run directory holds besides logs, and how to read it back.
+
+`runner.run` writes, next to `model.keras`, the two things a model file does
+not carry but exporting and evaluating need:
+
+- `classes.json`: the class names, a JSON list in label order.
+- `transform.json`: the evaluation image transform (`ImageTransform`
+  fields), so that an export resizes encoded images as the run evaluated.
+"""
+
+import dataclasses
+import json
+import os
+
+import keras
+
+from srdc_tf.data import transforms
+# Registers SRDCModel and ImagePreprocessing, so that model files load.
+from srdc_tf import models  # pylint: disable=unused-import
+
+MODEL_FILE = "model.keras"
+CLASSES_FILE = "classes.json"
+TRANSFORM_FILE = "transform.json"
+
+
+def _write_json(path, value):
+  # Written beside and renamed, so a reader never sees half a file.
+  staging = path + ".tmp"
+  with open(staging, "w") as f:
+    json.dump(value, f, indent=2)
+  os.replace(staging, path)
+
+
+def write_run_files(model_dir, class_names, transform):
+  """Writes `classes.json` and `transform.json` into `model_dir`.
+
+  Args:
+    model_dir: the run directory.
+    class_names: the class names, in label order.
+    transform: the run's `ImageTransform`.
+  """
+  _write_json(os.path.join(model_dir, CLASSES_FILE),
+              [str(name) for name in class_names])
+  _write_json(os.path.join(model_dir, TRANSFORM_FILE),
+              dataclasses.asdict(transform))
+
+
+def read_class_names(model_dir):
+  """The class names a run was trained with.
+
+  Args:
+    model_dir: the run directory.
+
+  Returns:
+    A tuple of class names, in label order.
+
+  Raises:
+    FileNotFoundError: the run has no `classes.json`.
+    ValueError: the file is not a non-empty list of strings.
+  """
+  path = os.path.join(model_dir, CLASSES_FILE)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(
+        f"{path!r} not found: the run directory must hold the class names "
+        "(runner.run writes them)")
+  with open(path) as f:
+    names = json.load(f)
+  if (not isinstance(names, list) or not names
+      or not all(isinstance(name, str) for name in names)):
+    raise ValueError(
+        f"{path!r} must hold a non-empty JSON list of class names, got "
+        f"{names!r}")
+  return tuple(names)
+
+
+def read_transform(model_dir):
+  """The evaluation `ImageTransform` of a run, or None if not recorded.
+
+  Args:
+    model_dir: the run directory.
+
+  Returns:
+    An `ImageTransform`, or None when the run has no `transform.json`.
+  """
+  path = os.path.join(model_dir, TRANSFORM_FILE)
+  if not os.path.isfile(path):
+    return None
+  with open(path) as f:
+    fields = json.load(f)
+  try:
+    return transforms.ImageTransform(**fields)
+  except TypeError as error:
+    raise ValueError(f"{path!r} is not an image transform: {fields!r}") from error
+
+
+def load_model(model_dir):
+  """Loads `<model_dir>/model.keras` (an `SRDCModel`) for inference: the
+  optimizer state is not restored.
+
+  Args:
+    model_dir: the run directory.
+
+  Returns:
+    The `keras.Model`.
+  """
+  path = os.path.join(model_dir, MODEL_FILE)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(
+        f"{path!r} not found: --model_dir must be a training run directory")
+  return keras.saving.load_model(path, compile=False)
