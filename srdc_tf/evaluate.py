@@ -1,0 +1,72 @@
+r"""Scores a trained model on a labelled target domain.
+
+  python -m srdc_tf.evaluate --saved_model=saved_models/default/1 \
+      --target=synthetic:target --output_dir=runs/default/evaluation
+  python -m srdc_tf.evaluate --model_dir=runs/default \
+      --target=synthetic:target --output_dir=runs/default/evaluation
+
+Reports top-1 accuracy, mean per-class accuracy and the confusion matrix:
+printed, and as CSV files (summary.csv, per_class.csv,
+confusion_matrix.csv) in --output_dir.
+"""
+
+from absl import app
+from absl import flags
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("saved_model", None, "SavedModel version folder to "
+                    "evaluate, e.g. saved_models/<name>/<N>.")
+flags.DEFINE_string("model_dir", None, "Training run directory whose "
+                    "model.keras to evaluate (instead of --saved_model).")
+flags.DEFINE_string("target", None, "Spec of the labelled domain to score "
+                    "on (as --target of srdc_tf.train).")
+flags.DEFINE_string("output_dir", None, "Where the CSV files go.")
+flags.DEFINE_integer("batch_size", 128, "Examples per inference step.")
+flags.DEFINE_integer("synthetic_examples_per_class", None, "For synthetic "
+                     "specs: images per class (as in training; unset: the "
+                     "data source's default).")
+flags.DEFINE_integer("seed", None, "For generated data: the seed used in "
+                     "training (unset: the data source's default).")
+
+flags.mark_flags_as_required(["target", "output_dir"])
+
+
+def _validate():
+  if bool(FLAGS.saved_model) == bool(FLAGS.model_dir):
+    raise app.UsageError(
+        "give exactly one of --saved_model and --model_dir, got "
+        f"--saved_model={FLAGS.saved_model!r} --model_dir={FLAGS.model_dir!r}")
+  if FLAGS.batch_size <= 0:
+    raise app.UsageError(f"--batch_size must be > 0, got {FLAGS.batch_size}")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  _validate()
+  # Imported after flag parsing so that --help and flag errors are instant.
+  from srdc_tf import evaluation
+  from srdc_tf.data import sources
+
+  # Only the options given are passed on, so that every spec kind
+  # load_domain knows keeps its own defaults.
+  options = {name: FLAGS[name].value
+             for name in ("synthetic_examples_per_class", "seed")
+             if FLAGS[name].value is not None}
+  domain = sources.load_domain(FLAGS.target, **options)
+  if FLAGS.saved_model:
+    predictions = evaluation.predict_saved_model(FLAGS.saved_model, domain,
+                                                 FLAGS.batch_size)
+  else:
+    predictions = evaluation.predict_keras_model(FLAGS.model_dir, domain,
+                                                 FLAGS.batch_size)
+  report = evaluation.build_report(predictions)
+  report.summary.insert(0, "model", FLAGS.saved_model or FLAGS.model_dir)
+  report.summary.insert(1, "target", FLAGS.target)
+  evaluation.write_report(report, FLAGS.output_dir)
+  print(evaluation.format_report(report))
+
+
+if __name__ == "__main__":
+  app.run(main)
