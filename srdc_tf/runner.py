@@ -148,16 +148,20 @@ def run(settings, data, strategy):
         jit_compile=False)  # XLA halves CPU training speed.
   callbacks = [callbacks_lib.dao_learning_rate_scheduler(settings.lr,
                                                          settings.epochs)]
+  epoch_state = None
   if not settings.source_only:
-    callbacks.append(callbacks_lib.EpochStateCallback(
+    epoch_state = callbacks_lib.EpochStateCallback(
         pipeline.eval_dataset(data.source, eval_batch, transform),
         pipeline.eval_dataset(data.target, eval_batch, transform),
         epochs=settings.epochs,
         kmeans_iterations=settings.kmeans_iterations,
         spherical_kmeans=settings.spherical_kmeans,
         centre_init=settings.centre_init,
-        soft_selection=settings.soft_selection))
-  callbacks += run_logging.run_callbacks(settings.model_dir)
+        soft_selection=settings.soft_selection)
+    callbacks.append(epoch_state)
+  callbacks += run_logging.run_callbacks(
+      settings.model_dir, epoch_state=epoch_state,
+      class_names=data.source.class_names)
   start = time.time()
   history = model.fit(train, epochs=settings.epochs, steps_per_epoch=steps,
                       validation_data=target_eval, callbacks=callbacks,

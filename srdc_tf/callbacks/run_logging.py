@@ -5,6 +5,8 @@ import os
 import keras
 import pandas as pd
 
+from srdc_tf.callbacks import tensorboard_views
+
 
 class MetricsCSV(keras.callbacks.Callback):
   """Writes every epoch's logs to `path` as CSV with pandas, one row per
@@ -22,9 +24,25 @@ class MetricsCSV(keras.callbacks.Callback):
     os.replace(staging, self.path)
 
 
-def run_callbacks(model_dir):
-  """The logging callbacks of a run, after the ones that add to the logs."""
-  return [
+def run_callbacks(model_dir, epoch_state=None, class_names=None):
+  """The logging callbacks of a run, after the ones that add to the logs.
+
+  Args:
+    model_dir: the run directory.
+    epoch_state: the run's `EpochStateCallback`, if any; with it (and
+      `class_names`) TensorBoard also shows the source-weight histogram, the
+      target confusion matrix and the embedding projector.
+    class_names: the class names, in label order.
+
+  Returns:
+    A list of callbacks.
+  """
+  log_dir = os.path.join(model_dir, "logs")
+  callbacks = [
       MetricsCSV(os.path.join(model_dir, "metrics.csv")),
-      keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
+      keras.callbacks.TensorBoard(log_dir),
   ]
+  if epoch_state is not None and class_names is not None:
+    callbacks.append(tensorboard_views.TensorBoardViews(
+        log_dir, epoch_state, class_names))
+  return callbacks
