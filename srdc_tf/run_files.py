@@ -14,9 +14,9 @@ import os
 
 import keras
 
-from srdc_tf.data import transforms
 # Registers SRDCModel and ImagePreprocessing, so that model files load.
 from srdc_tf import models  # pylint: disable=unused-import
+from srdc_tf.data import transforms
 
 MODEL_FILE = "model.keras"
 CLASSES_FILE = "classes.json"

@@ -202,8 +202,9 @@ class TensorBoardViews(keras.callbacks.Callback):
     self._write_outputs(outputs, step=epoch)
 
   def on_train_end(self, logs=None):
-    if (self.final_pass and self._last_epoch is not None
-        and self.epoch_state.last_outputs is not None):
+    # Not conditioned on `last_outputs`: an epoch resumed from a backup
+    # keeps its restored state and leaves it None.
+    if self.final_pass and self._last_epoch is not None:
       outputs = (inference.extract(self.model, self.epoch_state.source_data),
                  inference.extract(self.model, self.epoch_state.target_data))
       self._write_outputs(outputs, step=self._last_epoch + 1)
