@@ -21,6 +21,8 @@ class Domain:
     images: `[N, H, W, C]` uint8 images, or `[N, D]` float32 features.
     paths: N image file paths (JPEG, PNG, BMP or GIF), decoded on the fly.
     encoded: `[N]` object array of encoded image bytes, decoded on the fly.
+    skipped: the bad image files left out when loading (`BadImage`s of
+      `srdc_tf.data.validation`), for the run's summary.
   """
   name: str
   class_names: tuple
@@ -28,6 +30,7 @@ class Domain:
   images: np.ndarray = None
   paths: tuple = None
   encoded: np.ndarray = None
+  skipped: tuple = ()
 
   def __post_init__(self):
     given = [x for x in (self.images, self.paths, self.encoded)
@@ -75,14 +78,24 @@ class Domain:
     old_to_new = np.array([new_id.get(n, -2) for n in self.class_names] + [-1])
     labels = old_to_new[np.asarray(self.labels)]  # -1 indexes the last: -1.
     keep = labels != -2
+    return self._subset(keep, tuple(class_names), labels)
+
+  def select(self, keep):
+    """The examples where the boolean mask `keep` is true, in order (the
+    indices are renumbered from 0)."""
+    return self._subset(np.asarray(keep, bool), self.class_names,
+                        np.asarray(self.labels))
+
+  def _subset(self, keep, class_names, labels):
     storage = {"images": self.images, "paths": self.paths,
                "encoded": self.encoded}
     kept = {key: (None if value is None else
                   (tuple(np.asarray(value)[keep]) if key == "paths"
                    else np.asarray(value)[keep]))
             for key, value in storage.items()}
-    return Domain(name=self.name, class_names=tuple(class_names),
-                  labels=labels[keep].astype(np.int32), **kept)
+    return Domain(name=self.name, class_names=class_names,
+                  labels=labels[keep].astype(np.int32), skipped=self.skipped,
+                  **kept)
 
   def records(self):
     """`(record, label, index)` in index order; `load` turns a record into

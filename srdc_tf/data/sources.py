@@ -13,14 +13,22 @@ Spec kinds:
 
 Relative directory and list paths resolve against `data_root` (the
 `--data_root` flag, or the `SRDC_DATA_ROOT` environment variable).
+
+The files of directory and list domains are checked once, when loaded
+(`srdc_tf.data.validation`): a bad file stops the load with a message that
+names it, or is skipped and reported with `skip_bad_images`. In a class
+folder every file but hidden ones counts, so a stray non-image file is
+reported, not silently ignored.
 """
 
+import dataclasses
 import os
 
 import numpy as np
 
 from srdc_tf.data import domain as domain_lib
 from srdc_tf.data import synthetic
+from srdc_tf.data import validation
 
 SYNTHETIC_PREFIX = "synthetic:"
 TFDS_PREFIX = "tfds:"
@@ -113,11 +121,15 @@ def _load_directory(path, display):
   paths, labels = [], []
   for label, name in enumerate(classes):
     folder = os.path.join(directory, name)
-    files = sorted(f for f in os.listdir(folder)
-                   if f.lower().endswith(IMAGE_EXTENSIONS))
+    # Not only IMAGE_EXTENSIONS: a file that is not an image is reported by
+    # the validation that follows, never dropped without a word.
+    files = sorted(f for f in os.listdir(folder) if not f.startswith(".")
+                   and os.path.isfile(os.path.join(folder, f)))
     if not files:
-      raise ValueError(f"class folder {folder!r} holds no images "
-                       f"({', '.join(IMAGE_EXTENSIONS)})")
+      raise ValueError(
+          f"class folder {folder!r} is empty: every class of {display!r} "
+          "needs at least one image (remove the folder, and pass "
+          "--shared_classes if the other domain still has the class)")
     paths += [os.path.join(folder, f) for f in files]
     labels += [label] * len(files)
   return domain_lib.Domain(name=display, class_names=tuple(classes),
@@ -164,7 +176,10 @@ def _load_image_list(path, list_root, display):
 
 
 def load_domain(spec, data_root=None, list_root=None, tfds_data_dir=None,
-                synthetic_examples_per_class=300, seed=0):
+                synthetic_examples_per_class=300, seed=0,
+                skip_bad_images=False,
+                min_image_side=validation.MIN_IMAGE_SIDE,
+                max_image_side=validation.MAX_IMAGE_SIDE):
   """Loads the domain a spec names (see the module docstring).
 
   Args:
@@ -174,9 +189,17 @@ def load_domain(spec, data_root=None, list_root=None, tfds_data_dir=None,
     tfds_data_dir: TFDS `data_dir`.
     synthetic_examples_per_class: size of a synthetic domain per class.
     seed: seed of generated data.
+    skip_bad_images: leave out bad image files (listed in the domain's
+      `skipped` and in a warning) instead of failing.
+    min_image_side: smallest accepted image side, in pixels.
+    max_image_side: largest accepted image side, in pixels.
 
   Returns:
     A `Domain`.
+
+  Raises:
+    ValueError: the spec or its data is unusable; a
+      `validation.BadImagesError` lists bad image files.
   """
   if not spec:
     raise ValueError(f"empty data spec {spec!r}")
@@ -186,12 +209,17 @@ def load_domain(spec, data_root=None, list_root=None, tfds_data_dir=None,
     return _load_tfds(spec, tfds_data_dir)
   path = _resolve(spec, data_root)
   if os.path.isdir(path):
-    return _load_directory(path, spec)
-  if os.path.isfile(path):
-    return _load_image_list(path, list_root, spec)
-  raise ValueError(
-      f"data spec {spec!r}: {path!r} is neither a directory nor an image "
-      f"list, and the spec is not synthetic:... or tfds:...")
+    domain = _load_directory(path, spec)
+  elif os.path.isfile(path):
+    domain = _load_image_list(path, list_root, spec)
+  else:
+    raise ValueError(
+        f"data spec {spec!r}: {path!r} is neither a directory nor an image "
+        f"list, and the spec is not synthetic:... or tfds:...")
+  domain, skipped = validation.validate_domain(
+      domain, min_side=min_image_side, max_side=max_image_side,
+      skip_bad=skip_bad_images)
+  return dataclasses.replace(domain, skipped=skipped) if skipped else domain
 
 
 def align_classes(source, target, shared_only=False):
@@ -217,9 +245,12 @@ def align_classes(source, target, shared_only=False):
   only_target = sorted(set(target_names) - set(source_names))
   if (only_source or only_target) and not shared_only:
     raise ValueError(
-        f"class sets differ: only in the source {only_source}, only in the "
-        f"target {only_target} (use --shared_classes to keep the shared ones)")
+        f"class sets of source {source.name!r} and target {target.name!r} "
+        f"differ: {only_source} only in the source, absent from the target; "
+        f"{only_target} only in the target, absent from the source (use "
+        "--shared_classes to keep the shared ones)")
   shared = [n for n in source_names if n in set(target_names)]
   if not shared:
-    raise ValueError("source and target share no class")
+    raise ValueError(f"source {source.name!r} and target {target.name!r} "
+                     "share no class")
   return (source.restricted_to(shared), target.restricted_to(shared))

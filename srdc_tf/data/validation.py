@@ -1,0 +1,255 @@
+"""Checks every image file of a domain once, up front, before training.
+
+A training epoch reads each image again and again; a file that cannot be
+decoded would otherwise stop the run mid-epoch, hours in, or (worse) be
+dropped without a word. `validate_domain` reads every file of a path-based
+domain once, in parallel threads, and either fails with one error that
+names each bad file and what is wrong with it, or (`skip_bad=True`) drops
+them and returns the list, which the run logs and counts in its summary.
+
+What is checked, per file:
+
+- it exists, is a regular file and is not empty;
+- its header names an image format (read with PIL; a few bytes, no decode);
+- its size is within `[min_side, max_side]` pixels on each side, checked
+  from the header before any decode (so a 10000 x 10000 file is never
+  decoded);
+- it decodes, with `tf.io.decode_image`, the very decoder the training and
+  evaluation pipelines use, so that a file that passes here cannot fail
+  there. CMYK, palette, grey-with-alpha and RGBA images pass: the pipeline
+  converts them to the network's channels.
+
+And per domain: a file listed twice (the same resolved path) is a bad
+entry, since it would silently count twice; with different labels it is
+dropped altogether, with the same label the first entry is kept. A class
+that loses all its images to skipping is an error, never a silent change
+of the label space.
+"""
+
+import collections
+import concurrent.futures
+import dataclasses
+import os
+import time
+
+from absl import logging
+import numpy as np
+from PIL import Image
+import tensorflow as tf
+
+# Defaults of --min_image_side and --max_image_side. 8 admits every digits
+# set (USPS is 16 x 16); 8192 is beyond any benchmark image and keeps a
+# decoded image under 200 MB.
+MIN_IMAGE_SIDE = 8
+MAX_IMAGE_SIDE = 8192
+# How many bad files an error message lists before "... and N more".
+MAX_LISTED = 20
+_FORMATS = "JPEG, PNG, GIF, BMP or WebP"
+
+
+@dataclasses.dataclass(frozen=True)
+class BadImage:
+  """A file that cannot be trained on, and why."""
+  path: str
+  problem: str
+
+  def __str__(self):
+    return f"{self.path}: {self.problem}"
+
+
+class BadImagesError(ValueError):
+  """Some files of a domain cannot be used; the message lists them.
+
+  Attributes:
+    domain_name: the domain the files belong to.
+    bad: the `BadImage`s.
+  """
+
+  def __init__(self, domain_name, bad, hint=True):
+    self.domain_name = domain_name
+    self.bad = tuple(bad)
+    lines = [f"domain {domain_name!r}: {len(self.bad)} bad image file(s):"]
+    lines += [f"  {item}" for item in self.bad[:MAX_LISTED]]
+    if len(self.bad) > MAX_LISTED:
+      lines.append(f"  ... and {len(self.bad) - MAX_LISTED} more")
+    if hint:
+      lines.append("Fix or remove them, or pass --skip_bad_images to train "
+                   "without them.")
+    super().__init__("\n".join(lines))
+
+
+def _signature_format(contents):
+  """The format the first bytes of a file announce, or None."""
+  for magic, name in ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG", "PNG"),
+                      (b"GIF8", "GIF"), (b"BM", "BMP")):
+    if contents.startswith(magic):
+      return name
+  if contents[:4] == b"RIFF" and contents[8:12] == b"WEBP":
+    return "WebP"
+  return None
+
+
+def _decoder_message(error):
+  """The useful line of a TensorFlow decoder error."""
+  text = getattr(error, "message", None) or str(error)
+  text = text.splitlines()[0] if text else type(error).__name__
+  if "}}" in text:  # Drops the "{{function_node ...}} " prefix.
+    text = text.split("}}", 1)[1].strip()
+  return text
+
+
+def _pil_decode_problem(path):
+  """PIL's reason for failing to decode `path` (clearer than libjpeg's)."""
+  try:
+    with Image.open(path) as image:
+      image.load()
+  except Exception as error:  # pylint: disable=broad-except
+    return str(error) or type(error).__name__
+  return None
+
+
+def check_image_file(path, min_side=MIN_IMAGE_SIDE, max_side=MAX_IMAGE_SIDE):
+  """What is wrong with one image file, or None when it is usable.
+
+  Args:
+    path: the file.
+    min_side: smallest accepted width and height, in pixels.
+    max_side: largest accepted width and height, in pixels.
+
+  Returns:
+    A short description of the problem (for a message that also names the
+    file), or None.
+  """
+  try:
+    info = os.stat(path)
+  except FileNotFoundError:
+    return "no such file"
+  except OSError as error:
+    return f"cannot be read: {error.strerror or error}"
+  if not os.path.isfile(path):
+    return "not a regular file"
+  if info.st_size == 0:
+    return "empty file (0 bytes)"
+  size = fmt = None
+  try:
+    with Image.open(path) as image:  # Reads the header only.
+      size, fmt = image.size, image.format
+  except Image.DecompressionBombError as error:
+    return f"too large to decode safely: {error}"
+  except Exception:  # pylint: disable=broad-except
+    pass  # Not a format PIL knows; TensorFlow's decoder has the last word.
+  if size is not None:
+    width, height = size
+    if min(width, height) < min_side:
+      return (f"image is {width}x{height} pixels, smaller than the minimum "
+              f"side of {min_side} (--min_image_side)")
+    if max(width, height) > max_side:
+      return (f"image is {width}x{height} pixels, larger than the maximum "
+              f"side of {max_side} (--max_image_side)")
+  try:
+    with open(path, "rb") as f:
+      contents = f.read()
+  except OSError as error:
+    return f"cannot be read: {error.strerror or error}"
+  try:
+    # The decoder of `Domain.load`: what passes here decodes in training.
+    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+  except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError,
+          tf.errors.FailedPreconditionError) as error:
+    fmt = fmt or _signature_format(contents)
+    if fmt is None:
+      return f"not an image file (no {_FORMATS} header)"
+    if fmt.upper() not in ("JPEG", "PNG", "GIF", "BMP", "WEBP", "MPO"):
+      return f"{fmt} image: TensorFlow decodes only {_FORMATS}"
+    reason = _pil_decode_problem(path) or _decoder_message(error)
+    return f"corrupt or truncated {fmt} file: {reason}"
+  height, width = int(image.shape[0]), int(image.shape[1])
+  if min(width, height) < min_side:
+    return (f"image is {width}x{height} pixels, smaller than the minimum "
+            f"side of {min_side} (--min_image_side)")
+  if max(width, height) > max_side:
+    return (f"image is {width}x{height} pixels, larger than the maximum side "
+            f"of {max_side} (--max_image_side)")
+  return None
+
+
+def _duplicates(paths, labels):
+  """`(bad, drop)`: a `BadImage` per repeated path, and the indices of the
+  entries to drop when skipping (later repeats; every entry of a path
+  listed with different labels)."""
+  where = collections.defaultdict(list)
+  for index, path in enumerate(paths):
+    where[os.path.realpath(path)].append(index)
+  bad, drop = [], set()
+  for path, indices in where.items():
+    if len(indices) < 2:
+      continue
+    path_labels = sorted({int(labels[i]) for i in indices})
+    if len(path_labels) > 1:
+      bad.append(BadImage(path, f"listed {len(indices)} times with different "
+                                f"labels {path_labels}"))
+      drop.update(indices)
+    else:
+      bad.append(BadImage(path, f"listed {len(indices)} times (duplicate "
+                                "entry; the first is kept when skipping)"))
+      drop.update(indices[1:])
+  return bad, drop
+
+
+def validate_domain(domain, min_side=MIN_IMAGE_SIDE, max_side=MAX_IMAGE_SIDE,
+                    skip_bad=False, num_threads=None):
+  """Checks every file of a path-based domain (see the module docstring).
+
+  Args:
+    domain: a `Domain`; one that is not path-based is returned as is.
+    min_side: smallest accepted image side, in pixels.
+    max_side: largest accepted image side, in pixels.
+    skip_bad: drop bad files (returning them) instead of failing.
+    num_threads: decoding threads (default: twice the CPU count, at most 32).
+
+  Returns:
+    `(domain, skipped)`: the domain without the bad files, and a tuple of
+    `BadImage` (empty when nothing was wrong).
+
+  Raises:
+    BadImagesError: a file is bad and not `skip_bad`, or skipping would
+      leave a class of the domain without images.
+  """
+  if domain.paths is None:
+    return domain, ()
+  if min_side <= 0 or max_side < min_side:
+    raise ValueError(f"need 0 < min_side <= max_side, got min_side="
+                     f"{min_side!r}, max_side={max_side!r}")
+  paths = list(domain.paths)
+  labels = np.asarray(domain.labels)
+  start = time.time()
+  threads = num_threads or min(32, 2 * (os.cpu_count() or 1))
+  with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+    problems = list(pool.map(
+        lambda path: check_image_file(path, min_side, max_side), paths))
+  bad = [BadImage(path, problem) for path, problem in zip(paths, problems)
+         if problem is not None]
+  duplicate_bad, drop = _duplicates(paths, labels)
+  bad += duplicate_bad
+  drop.update(i for i, problem in enumerate(problems) if problem is not None)
+  logging.info("checked %d image files of %r in %.1fs: %d bad", len(paths),
+               domain.name, time.time() - start, len(bad))
+  if not bad:
+    return domain, ()
+  if not skip_bad:
+    raise BadImagesError(domain.name, bad)
+  keep = np.ones(len(paths), bool)
+  keep[sorted(drop)] = False
+  before = collections.Counter(labels[labels >= 0].tolist())
+  after = collections.Counter(labels[keep & (labels >= 0)].tolist())
+  emptied = [domain.class_names[k] for k in sorted(before) if not after[k]]
+  if emptied:
+    raise BadImagesError(
+        domain.name,
+        [BadImage(str(name), "class has no usable image left after skipping "
+                             "the bad files") for name in emptied] + bad,
+        hint=False)
+  logging.warning(
+      "domain %r: skipping %d bad image file(s) (--skip_bad_images):\n%s",
+      domain.name, len(bad), "\n".join(f"  {item}" for item in bad))
+  return domain.select(keep), tuple(bad)
