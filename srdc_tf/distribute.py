@@ -1,7 +1,18 @@
-"""The one place that builds a `tf.distribute` strategy."""
+"""The one place that builds a `tf.distribute` strategy, and says which
+process of it writes files.
 
+Under `MultiWorkerMirroredStrategy` every worker runs the same program;
+only the chief writes what a run leaves behind (checkpoints, model file,
+export, TensorBoard and CSV logs, summaries). The others still go through
+the same saving code, into a private temporary folder that is then deleted:
+saving may take part in collective operations that every worker must join.
+"""
+
+import contextlib
 import json
 import os
+import shutil
+import tempfile
 
 import tensorflow as tf
 
@@ -50,3 +61,41 @@ def split_cpu(num_devices):
     return
   tf.config.set_logical_device_configuration(
       cpu, [tf.config.LogicalDeviceConfiguration()] * num_devices)
+
+
+def is_chief(strategy=None):
+  """Whether this process writes the run's files (always, but for the
+  non-chief workers of a multi-worker strategy)."""
+  strategy = strategy or tf.distribute.get_strategy()
+  return bool(strategy.extended.should_checkpoint)
+
+
+def worker_name(strategy=None):
+  """`<task type>-<task id>` of a multi-worker process, else "local"."""
+  strategy = strategy or tf.distribute.get_strategy()
+  resolver = getattr(strategy, "cluster_resolver", None)
+  if resolver is None or not resolver.task_type:
+    return "local"
+  return f"{resolver.task_type}-{resolver.task_id}"
+
+
+@contextlib.contextmanager
+def write_location(path, strategy=None):
+  """Yields where this process writes `path`: `path` itself on the chief,
+  else a temporary folder, deleted on exit, that takes its place.
+
+  Args:
+    path: a file or folder path of the chief's.
+    strategy: the strategy (default: the current one).
+
+  Yields:
+    A path to write to.
+  """
+  if is_chief(strategy):
+    yield path
+    return
+  scratch = tempfile.mkdtemp(prefix=f"srdc-{worker_name(strategy)}-")
+  try:
+    yield os.path.join(scratch, os.path.basename(os.path.normpath(path)))
+  finally:
+    shutil.rmtree(scratch, ignore_errors=True)

@@ -2,9 +2,15 @@
 
 Data flows one way: flags -> `RunSettings` -> datasets + model + callbacks
 -> `fit` -> metrics, checkpoints, TensorBoard, SavedModel.
+
+A run backs itself up into `<model_dir>/backup` as it trains and, started
+again with the same settings after it was killed, resumes at the step it
+had reached (`callbacks.backup`). Under a multi-worker strategy only the
+chief writes into `model_dir` and the export folder.
 """
 
 import dataclasses
+import json
 import os
 import time
 
@@ -12,12 +18,17 @@ import keras
 import tensorflow as tf
 
 from srdc_tf import callbacks as callbacks_lib
+from srdc_tf import distribute
 from srdc_tf import run_files
 from srdc_tf import serving
+from srdc_tf.callbacks import backup as backup_lib
+from srdc_tf.callbacks import divergence
 from srdc_tf.callbacks import run_logging
+from srdc_tf.data import feature_cache
 from srdc_tf.data import pipeline
 from srdc_tf.data import sources
 from srdc_tf.data import transforms
+from srdc_tf.data import validation
 from srdc_tf.models import backbones
 from srdc_tf.models import srdc_model
 
@@ -28,7 +39,13 @@ class RunSettings:
   source: str
   target: str
   model_dir: str
+  task: str = None
   target_eval: str = None
+  data_root: str = None
+  source_list_root: str = None
+  target_list_root: str = None
+  tfds_data_dir: str = None
+  shared_classes: bool = False
   synthetic_examples_per_class: int = 300
   image_size: int = 32
   resize_size: int = None
@@ -36,6 +53,9 @@ class RunSettings:
   channels: int = 3
   backbone: str = "lenet"
   weights: str = None
+  freeze_backbone: bool = False
+  trainable_layers: int = None
+  feature_cache_dir: str = None
   bottleneck_dim: int = 512
   source_only: bool = False
   alpha: float = 1.0
@@ -57,6 +77,12 @@ class RunSettings:
   seed: int = 0
   export_dir: str = None
   verbose: int = 2
+  skip_bad_images: bool = False
+  min_image_side: int = validation.MIN_IMAGE_SIDE
+  max_image_side: int = validation.MAX_IMAGE_SIDE
+  deterministic: bool = False
+  checkpoint_every_steps: int = 500
+  worker_weights_dir: str = None
 
   @classmethod
   def from_flags(cls, flag_values):
@@ -67,6 +93,28 @@ class RunSettings:
     return dataclasses.replace(self, **changes)
 
   @property
+  def method(self):
+    """The row name of a results table."""
+    if self.source_only:
+      return "source_only"
+    ablations = [name for name, on in (
+        ("no_source_regularization", self.source_regularization),
+        ("no_feature_clustering", self.feature_clustering),
+        ("no_soft_selection", self.soft_selection)) if not on]
+    if self.detach_q:
+      ablations.append("detach_q")
+    return "+".join(["srdc"] + ablations)
+
+  @property
+  def task_name(self):
+    return self.task or f"{self.source}->{self.target}"
+
+  @property
+  def caches_features(self):
+    """A wholly frozen backbone runs once per image, not once per step."""
+    return self.freeze_backbone and self.trainable_layers is None
+
+  @property
   def transform(self):
     return transforms.ImageTransform(
         image_size=self.image_size, channels=self.channels,
@@ -75,39 +123,75 @@ class RunSettings:
 
 @dataclasses.dataclass(frozen=True)
 class RunData:
+  """The domains of a run, and the frozen backbone when they hold cached
+  features instead of images (the export puts it back in front)."""
   source: object
   target: object
   target_eval: object
+  frozen_backbone: object = None
 
 
 def load_data(settings):
-  """Loads the source, target and evaluation domains of a run."""
-  def load(spec):
+  """Loads the source, target and evaluation domains of a run, with the
+  target's class ids aligned to the source's."""
+  def load(spec, list_root):
     return sources.load_domain(
-        spec, synthetic_examples_per_class=settings.synthetic_examples_per_class,
-        seed=settings.seed)
+        spec, data_root=settings.data_root, list_root=list_root,
+        tfds_data_dir=settings.tfds_data_dir,
+        synthetic_examples_per_class=settings.synthetic_examples_per_class,
+        seed=settings.seed, skip_bad_images=settings.skip_bad_images,
+        min_image_side=settings.min_image_side,
+        max_image_side=settings.max_image_side)
 
-  source = load(settings.source)
-  target = load(settings.target)
-  target_eval = (target if not settings.target_eval
-                 or settings.target_eval == settings.target
-                 else load(settings.target_eval))
+  source = load(settings.source, settings.source_list_root)
+  target = load(settings.target, settings.target_list_root)
+  if settings.target_eval and settings.target_eval != settings.target:
+    target_eval = load(settings.target_eval, settings.target_list_root)
+  else:
+    target_eval = target
   if not source.has_labels:
     raise ValueError(f"--source={settings.source!r} has unlabelled examples")
-  if tuple(source.class_names) != tuple(target.class_names):
-    raise ValueError(
-        f"class names differ: source {list(source.class_names)}, "
-        f"target {list(target.class_names)}")
-  return RunData(source, target, target_eval)
-
-
-def build_model(settings, num_classes, num_source, num_target):
-  """The `SRDCModel` a run trains, with its backbone (no compile)."""
+  source, aligned_target = sources.align_classes(
+      source, target, settings.shared_classes)
+  if target_eval is target:
+    target_eval = aligned_target
+  else:
+    _, target_eval = sources.align_classes(source, target_eval,
+                                           settings.shared_classes)
+  target = aligned_target
+  if not settings.caches_features:
+    return RunData(source, target, target_eval)
   backbone = backbones.build_backbone(
-      settings.backbone, settings.transform.shape, weights=settings.weights)
+      settings.backbone, settings.transform.shape, weights=settings.weights,
+      trainable=False)
+  cache_dir = settings.feature_cache_dir or os.path.join(
+      settings.model_dir, "feature_cache")
+  backbone_id = f"{settings.backbone}:{settings.weights}"
+  embed = lambda domain: feature_cache.backbone_features(  # pylint: disable=g-long-lambda
+      domain, backbone, settings.transform, settings.batch_size, cache_dir,
+      backbone_id)
+  source_features, target_features = embed(source), embed(target)
+  eval_features = (target_features if target_eval is target
+                   else embed(target_eval))
+  return RunData(source_features, target_features, eval_features, backbone)
+
+
+def build_model(settings, data):
+  """The `SRDCModel` a run trains (not compiled). On cached features it
+  has no backbone and takes the features."""
+  if data.frozen_backbone is not None:
+    backbone, input_shape = None, data.source.images.shape[1:]
+  else:
+    backbone = backbones.build_backbone(
+        settings.backbone, settings.transform.shape, weights=settings.weights,
+        trainable=not settings.freeze_backbone or
+        settings.trainable_layers is not None,
+        trainable_layers=settings.trainable_layers)
+    input_shape = settings.transform.shape
   return srdc_model.SRDCModel(
-      backbone, num_classes=num_classes, input_shape=settings.transform.shape,
-      num_source_examples=num_source, num_target_examples=num_target,
+      backbone, num_classes=data.source.num_classes, input_shape=input_shape,
+      num_source_examples=len(data.source),
+      num_target_examples=len(data.target),
       bottleneck_dim=settings.bottleneck_dim, alpha=settings.alpha,
       beta=settings.beta, detach_q=settings.detach_q,
       feature_clustering=settings.feature_clustering,
@@ -126,22 +210,30 @@ def run(settings, data, strategy):
 
   Returns:
     A dict with the final `target_accuracy`, `seconds` of training, the
-    `export` path (or None) and `epochs`.
+    `export` path (or None), `epochs`, the step the run `resumed_from` (0
+    when it started afresh) and the number of `skipped_images` per domain.
+
+  Raises:
+    divergence.TrainingDivergedError: the loss or the weights became NaN or
+      infinite; the last good backup is left in place.
   """
   keras.utils.set_random_seed(settings.seed)
+  if settings.deterministic:
+    tf.config.experimental.enable_op_determinism()
+  chief = distribute.is_chief(strategy)
   os.makedirs(settings.model_dir, exist_ok=True)
-  transform = settings.transform
+  transform = None if data.frozen_backbone is not None else settings.transform
   batch = settings.batch_size
-  train = pipeline.train_dataset(data.source, data.target, batch, transform,
-                                 seed=settings.seed)
+  train = lambda start_step: pipeline.train_dataset(  # pylint: disable=g-long-lambda
+      data.source, data.target, batch, transform, seed=settings.seed,
+      start_step=start_step)
   steps = settings.steps_per_epoch or pipeline.steps_per_epoch(
       data.source, data.target, batch)
   eval_batch = max(batch, 128)
   target_eval = pipeline.eval_dataset(data.target_eval, eval_batch,
                                       transform).map(lambda x, y, i: (x, y))
   with strategy.scope():
-    model = build_model(settings, data.source.num_classes, len(data.source),
-                        len(data.target))
+    model = build_model(settings, data)
     model.compile(
         optimizer=keras.optimizers.SGD(settings.lr,
                                        momentum=settings.momentum),
@@ -159,22 +251,132 @@ def run(settings, data, strategy):
         centre_init=settings.centre_init,
         soft_selection=settings.soft_selection)
     callbacks.append(epoch_state)
-  callbacks += run_logging.run_callbacks(
-      settings.model_dir, epoch_state=epoch_state,
-      class_names=data.source.class_names)
+  backup = backup_lib.TrainingBackup(
+      os.path.join(settings.model_dir, BACKUP_DIR), steps, settings.epochs,
+      run_record=_run_record(settings, data, steps),
+      save_every_steps=settings.checkpoint_every_steps,
+      epoch_state=epoch_state, strategy=strategy)
+  # First the divergence check, so that a step whose loss is NaN is never
+  # backed up; then the backup, after the callbacks that set the state.
+  callbacks = ([divergence.StopOnNonFiniteLoss(steps, settings.epochs,
+                                               backup)]
+               + callbacks + [backup])
+  if chief:  # TensorBoard and metrics.csv: the chief's alone.
+    callbacks += run_logging.run_callbacks(
+        settings.model_dir, epoch_state=epoch_state,
+        class_names=data.source.class_names)
+  resume = backup.restore(model)
   start = time.time()
-  history = model.fit(train, epochs=settings.epochs, steps_per_epoch=steps,
-                      validation_data=target_eval, callbacks=callbacks,
-                      verbose=settings.verbose)
+  history = _fit(model, train, target_eval, steps, settings.epochs, resume,
+                 epoch_state, callbacks, settings.verbose)
   seconds = time.time() - start
-  model.save(os.path.join(settings.model_dir, run_files.MODEL_FILE))
-  # What the export binary and evaluation need beside model.keras.
-  run_files.write_run_files(settings.model_dir, data.source.class_names,
-                            settings.transform)
+  if history.get("val_target_accuracy"):
+    accuracy = float(history["val_target_accuracy"][-1])
+  else:  # Resumed after the last epoch: nothing was left to train.
+    accuracy = float(model.evaluate(target_eval, verbose=0,
+                                    return_dict=True)["target_accuracy"])
+  save_model(model, os.path.join(settings.model_dir, run_files.MODEL_FILE),
+             strategy)
+  if chief:
+    # What the export binary and evaluation need beside model.keras.
+    run_files.write_run_files(settings.model_dir, data.source.class_names,
+                              settings.transform)
+  if settings.worker_weights_dir:
+    os.makedirs(settings.worker_weights_dir, exist_ok=True)
+    model.save_weights(os.path.join(
+        settings.worker_weights_dir,
+        f"{distribute.worker_name(strategy)}.weights.h5"))
   export = None
   if settings.export_dir:
-    export = serving.export_saved_model(
-        model, settings.export_dir, data.source.class_names,
-        transform=settings.transform)
-  return {"target_accuracy": float(history.history["val_target_accuracy"][-1]),
-          "seconds": seconds, "export": export, "epochs": settings.epochs}
+    with distribute.write_location(settings.export_dir, strategy) as base:
+      export = serving.export_saved_model(
+          model, base, data.source.class_names,
+          transform=settings.transform, backbone=data.frozen_backbone)
+    export = export if chief else None
+  skipped = {"source": list(data.source.skipped),
+             "target": list(data.target.skipped)}
+  if data.target_eval is not data.target:
+    skipped["target_eval"] = list(data.target_eval.skipped)
+  result = {"target_accuracy": accuracy,
+            "seconds": seconds, "export": export, "epochs": settings.epochs,
+            "task": settings.task_name, "method": settings.method,
+            "seed": settings.seed,
+            "resumed_from": resume.global_step if resume else 0,
+            "skipped_images": {name: len(items)
+                               for name, items in skipped.items()}}
+  if chief:
+    write_json(os.path.join(settings.model_dir, "run_info.json"),
+               {**result, "settings": dataclasses.asdict(settings),
+                "skipped_image_files": {
+                    name: [dataclasses.asdict(item) for item in items]
+                    for name, items in skipped.items()}})
+  # Finished and written: a restart starts over instead of resuming.
+  backup.remove()
+  return result
+
+
+BACKUP_DIR = "backup"
+
+
+def _run_record(settings, data, steps):
+  """What a backup must match to be resumed by this run."""
+  return {"epochs": settings.epochs, "steps_per_epoch": steps,
+          "batch_size": settings.batch_size, "seed": settings.seed,
+          "method": settings.method, "backbone": settings.backbone,
+          "num_classes": data.source.num_classes,
+          "source_examples": len(data.source),
+          "target_examples": len(data.target)}
+
+
+def _fit(model, train, validation, steps, epochs, resume, epoch_state,
+         callbacks, verbose):
+  """`model.fit` from where `resume` stands; returns the merged history.
+
+  `train(s)` is the training stream from step s; the stream is a pure
+  function of the seed, so it starts where the interrupted run was. An
+  epoch interrupted in its middle is finished by a `fit` of its remaining
+  steps that keeps the restored per-epoch state; then the other epochs.
+  """
+  history = {}
+
+  def fit(first_epoch, last_epoch, epoch_steps, done):
+    result = model.fit(train(done), initial_epoch=first_epoch,
+                       epochs=last_epoch, steps_per_epoch=epoch_steps,
+                       validation_data=validation, callbacks=callbacks,
+                       verbose=verbose)
+    for key, values in result.history.items():
+      history.setdefault(key, []).extend(values)
+
+  epoch = resume.epoch if resume else 0
+  if resume and resume.step_in_epoch:
+    if epoch_state is not None:
+      epoch_state.keep_restored_state(epoch, resume.epoch_logs)
+    fit(epoch, epoch + 1, steps - resume.step_in_epoch, resume.global_step)
+    epoch += 1
+  if epoch < epochs:
+    fit(epoch, epochs, steps, epoch * steps)
+  return history
+
+
+def save_model(model, path, strategy=None):
+  """`model.save(path)` atomically: into a staging file, then renamed, so a
+  run killed while saving never leaves a torn `model.keras`. Only the chief
+  writes `path` (see `distribute.write_location`)."""
+  with distribute.write_location(path, strategy) as where:
+    folder, name = os.path.split(where)
+    # Keras wants the .keras suffix; the leading dot hides the staging file.
+    staging = os.path.join(folder, f".{os.getpid()}.staging.{name}")
+    try:
+      model.save(staging)
+      os.replace(staging, where)
+    finally:
+      if os.path.exists(staging):
+        os.remove(staging)
+
+
+def write_json(path, value):
+  """Writes JSON atomically (staging file, then rename)."""
+  staging = f"{path}.{os.getpid()}.tmp"
+  with open(staging, "w") as f:
+    json.dump(value, f, indent=2)
+  os.replace(staging, path)

@@ -1,9 +1,13 @@
 r"""Trains SRDC (or the source-only baseline) from absl flags.
 
   python -m srdc_tf.train --flagfile=flags/default.cfg --model_dir=runs/default
+
+Killed, the same command resumes the run from its last backup in
+<model_dir>/backup (see --checkpoint_every_steps).
 """
 
 import os
+import sys
 
 from absl import app
 from absl import flags
@@ -40,6 +44,15 @@ flags.DEFINE_integer("resize_size", None, "Resize the shorter side to this "
                      "resize straight to --image_size.")
 flags.DEFINE_boolean("random_flip", False, "Random horizontal flips.")
 flags.DEFINE_integer("channels", 3, "Image channels fed to the backbone.")
+flags.DEFINE_boolean("skip_bad_images", False, "Train without image files "
+                     "that cannot be used (unreadable, corrupt, truncated, "
+                     "not images, too small or large, listed twice), listing "
+                     "them in a warning and counting them in the summary, "
+                     "instead of stopping before training.")
+flags.DEFINE_integer("min_image_side", 8, "Smallest accepted image width or "
+                     "height, in pixels.")
+flags.DEFINE_integer("max_image_side", 8192, "Largest accepted image width "
+                     "or height, in pixels.")
 
 # === Model ===
 flags.DEFINE_string("backbone", "lenet", "Backbone architecture.")
@@ -95,6 +108,17 @@ flags.DEFINE_string("strategy", "default", "default, mirrored or "
 flags.DEFINE_integer("num_cpu_devices", 0, "With --strategy=mirrored and "
                      "no GPU: logical CPU devices to mirror over.")
 flags.DEFINE_integer("verbose", 2, "Keras fit verbosity.")
+flags.DEFINE_boolean("deterministic", False, "Deterministic kernels "
+                     "(tf.config.experimental.enable_op_determinism): the "
+                     "same seed gives the same weights, also across a "
+                     "resume. Slower.")
+flags.DEFINE_integer("checkpoint_every_steps", 500, "Back the training "
+                     "state up every this many steps (and at every epoch "
+                     "end) into <model_dir>/backup; 0: at epoch ends only.")
+flags.DEFINE_string("worker_weights_dir", None, "Every worker also writes "
+                    "its final weights, tables and optimizer state to "
+                    "<dir>/<worker>.weights.h5 (to check that the replicas "
+                    "of a distributed run agree).")
 
 flags.mark_flags_as_required(["source", "target", "model_dir"])
 
@@ -104,7 +128,8 @@ def _validate():
   if FLAGS.trainable_layers is not None and FLAGS.trainable_layers < 0:
     raise app.UsageError(
         f"--trainable_layers must be >= 0, got {FLAGS.trainable_layers}")
-  for name in ("epochs", "batch_size", "image_size", "bottleneck_dim"):
+  for name in ("epochs", "batch_size", "image_size", "bottleneck_dim",
+               "min_image_side", "max_image_side"):
     if getattr(FLAGS, name) <= 0:
       raise app.UsageError(f"--{name} must be > 0, got {getattr(FLAGS, name)}")
   if FLAGS.steps_per_epoch is not None and FLAGS.steps_per_epoch <= 0:
@@ -121,6 +146,20 @@ def _validate():
         f"--kmeans_iterations must be >= 0, got {FLAGS.kmeans_iterations}")
   if FLAGS.channels not in (1, 3):
     raise app.UsageError(f"--channels must be 1 or 3, got {FLAGS.channels}")
+  if FLAGS.min_image_side > FLAGS.max_image_side:
+    raise app.UsageError(
+        f"--min_image_side={FLAGS.min_image_side} is larger than "
+        f"--max_image_side={FLAGS.max_image_side}")
+  if FLAGS.checkpoint_every_steps < 0:
+    raise app.UsageError("--checkpoint_every_steps must be >= 0, got "
+                         f"{FLAGS.checkpoint_every_steps}")
+  from srdc_tf.models import backbones  # pylint: disable=g-import-not-at-top
+  if FLAGS.backbone not in backbones.BACKBONES:
+    raise app.UsageError(f"--backbone must be one of {backbones.BACKBONES}, "
+                         f"got {FLAGS.backbone!r}")
+  if (FLAGS.weights not in (None, "", "none", "imagenet")
+      and not os.path.isfile(FLAGS.weights)):
+    raise app.UsageError(f"--weights={FLAGS.weights!r}: no such file")
 
 
 def main(argv):
@@ -128,27 +167,90 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   _validate()
   # Imported after flag parsing so that --help and flag errors are instant.
-  from srdc_tf import distribute
-  from srdc_tf import runner
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from srdc_tf import distribute  # pylint: disable=g-import-not-at-top
+  from srdc_tf import runner  # pylint: disable=g-import-not-at-top
+  from srdc_tf.callbacks import divergence  # pylint: disable=g-import-not-at-top
+  from srdc_tf.models import backbones  # pylint: disable=g-import-not-at-top
 
-  strategy = distribute.create_strategy(FLAGS.strategy, FLAGS.num_cpu_devices)
-  settings = runner.RunSettings.from_flags(FLAGS)
-  data = runner.load_data(settings)
+  if FLAGS.deterministic:
+    tf.config.experimental.enable_op_determinism()
+  try:
+    strategy = distribute.create_strategy(FLAGS.strategy,
+                                          FLAGS.num_cpu_devices)
+    settings = runner.RunSettings.from_flags(FLAGS)
+    if FLAGS.weights not in (None, "", "none", "imagenet"):
+      # A weights file of another architecture fails now, not after the
+      # data is loaded and checked.
+      backbones.build_backbone(FLAGS.backbone, settings.transform.shape,
+                               weights=FLAGS.weights)
+    data = runner.load_data(settings)
+  except (ValueError, OSError) as error:
+    # Bad inputs stop here, before any training, with what was wrong.
+    raise app.UsageError(str(error)) from error
   results = {}
-  if FLAGS.with_baseline and not FLAGS.source_only:
-    baseline = settings.replace(
-        source_only=True,
-        model_dir=os.path.join(settings.model_dir, "source_only"),
-        export_dir="")
-    results["source_only"] = runner.run(baseline, data, strategy)
-  name = "source_only" if FLAGS.source_only else "srdc"
-  results[name] = runner.run(settings, data, strategy)
+  try:
+    if FLAGS.with_baseline and not FLAGS.source_only:
+      baseline = settings.replace(
+          source_only=True,
+          model_dir=os.path.join(settings.model_dir, "source_only"),
+          export_dir="")
+      results["source_only"] = runner.run(baseline, data, strategy)
+    name = "source_only" if FLAGS.source_only else "srdc"
+    results[name] = runner.run(settings, data, strategy)
+  except divergence.TrainingDivergedError as error:
+    sys.exit(f"error: {error}")
   print(f"\n=== Target accuracy on {settings.target_eval or settings.target} ===")
   for method, result in results.items():
+    resumed = (f", resumed at step {result['resumed_from']}"
+               if result["resumed_from"] else "")
     print(f"{method:>12}: {100 * result['target_accuracy']:.1f}%  "
-          f"(train {result['seconds']:.0f}s)")
-  runner.write_json(os.path.join(settings.model_dir, "summary.json"), results)
+          f"(train {result['seconds']:.0f}s{resumed})")
+  skipped = sum(next(iter(results.values()))["skipped_images"].values())
+  if skipped:
+    print(f"Skipped {skipped} bad image file(s) (--skip_bad_images); they are "
+          f"listed in {os.path.join(settings.model_dir, 'run_info.json')}.")
+  if distribute.is_chief(strategy):
+    runner.write_json(os.path.join(settings.model_dir, "summary.json"),
+                      results)
+
+
+def parse_flags(argv):
+  """Parses the command line like absl, but an unknown flag read from a
+  flagfile is reported with the file and line that hold it."""
+  try:
+    return FLAGS(argv)
+  except flags.UnrecognizedFlagError as error:
+    where = _find_in_flagfiles(argv, error.flagname)
+    message = f"{error}{f' (in {where})' if where else ''}"
+  except flags.Error as error:
+    message = str(error)
+  sys.stderr.write(f"FATAL Flags parsing error: {message}\n"
+                   "Pass --helpshort or --helpfull to see help on flags.\n")
+  sys.exit(1)
+
+
+def _find_in_flagfiles(argv, flag_name, seen=None):
+  """`file:line` of the first flagfile line that sets `flag_name`."""
+  seen = set() if seen is None else seen
+  names = {f"--{flag_name}", f"--no{flag_name}", f"-{flag_name}"}
+  for arg in argv:
+    if not arg.lstrip("-").startswith("flagfile="):
+      continue
+    path = os.path.expanduser(arg.split("=", 1)[1])
+    if path in seen or not os.path.isfile(path):
+      continue
+    seen.add(path)
+    with open(path) as lines:
+      lines = [line.strip() for line in lines]
+    for number, line in enumerate(lines, 1):
+      if line.split("=", 1)[0] in names:
+        return f"{path}:{number}"
+    nested = _find_in_flagfiles(lines, flag_name, seen)
+    if nested:
+      return nested
+  return None
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

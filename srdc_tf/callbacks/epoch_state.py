@@ -20,6 +20,20 @@ class EpochStateCallback(keras.callbacks.Callback):
   `last_state` and `last_outputs` (source and target `DomainOutputs`) keep
   the latest update for other callbacks (TensorBoard views).
 
+  Under a multi-worker strategy every worker runs this same update on its
+  own, and they must all end with the same state: it is computed from the
+  same weights (the workers apply the same all-reduced gradients, and
+  `SRDCModel` averages BatchNorm moving statistics over replicas) on the
+  same data (the whole domains, not sharded: the datasets are iterated
+  here, not distributed), with deterministic k-means. Bitwise equality
+  needs the same kernels on every worker: run them on the same hardware and
+  TensorFlow build, with `--deterministic`.
+
+  A run resumed in the middle of an epoch (see `callbacks.backup`) calls
+  `keep_restored_state`: that epoch then keeps the state restored with the
+  weights instead of recomputing it from weights that are already half an
+  epoch further.
+
   At epoch end it adds to the logs what the state was: `lambda`,
   `kmeans_accuracy` and `classifier_accuracy` (against target labels, when
   the target has them; reported only, never trained on), `kmeans_agreement`
@@ -50,15 +64,41 @@ class EpochStateCallback(keras.callbacks.Callback):
     self.last_state = None
     self.last_outputs = None
     self._epoch_logs = {}
+    self._restored = None
+
+  @property
+  def epoch_logs(self):
+    """What this epoch's update reports (added to the logs at epoch end)."""
+    return dict(self._epoch_logs)
+
+  def keep_restored_state(self, epoch, epoch_logs):
+    """Skips the update at the start of `epoch` once: the model's variables
+    already hold that epoch's state, restored from a mid-epoch backup.
+
+    Args:
+      epoch: the interrupted epoch (0-based).
+      epoch_logs: what its update reported (`epoch_logs` when backed up).
+    """
+    self._restored = (int(epoch), dict(epoch_logs))
 
   def on_epoch_begin(self, epoch, logs=None):
     model = self.model
+    if self._restored is not None and self._restored[0] == epoch:
+      # Restored with the weights: pseudo-labels, centres, source weights,
+      # lambda and q_mix are those of the uninterrupted run at this step.
+      self._epoch_logs = self._restored[1]
+      self._restored = None
+      self.last_state = self.last_outputs = None
+      return
     penalty = objectives.penalty_ramp(epoch, self.epochs)
     model.penalty.assign(penalty)
     model.q_mix.assign(0.0 if epoch == 0 else model.beta)
     self._epoch_logs = {"lambda": penalty}
     if model.source_only:
       return
+    # The same on every worker (see the class docstring): each one runs the
+    # inference pass over all the data with its copy of the same weights,
+    # and assigns the result to its own copy of the tables.
     source = inference.extract(model, self.source_data)
     target = inference.extract(model, self.target_data)
     state = clustering.compute_epoch_state(

@@ -10,12 +10,25 @@ from srdc_tf.callbacks import tensorboard_views
 
 class MetricsCSV(keras.callbacks.Callback):
   """Writes every epoch's logs to `path` as CSV with pandas, one row per
-  epoch, rewritten atomically so a crash never leaves a torn file."""
+  epoch, rewritten atomically so a crash never leaves a torn file.
+
+  A resumed run keeps the rows of the epochs before the one it starts
+  with, which the file already holds."""
 
   def __init__(self, path):
     super().__init__()
     self.path = path
     self.rows = []
+    self._started = False
+
+  def on_epoch_begin(self, epoch, logs=None):
+    if self._started:
+      return
+    self._started = True
+    if os.path.isfile(self.path):
+      earlier = pd.read_csv(self.path)
+      self.rows = [row for row in earlier.to_dict("records")
+                   if row.get("epoch", epoch) < epoch]
 
   def on_epoch_end(self, epoch, logs=None):
     self.rows.append({"epoch": epoch, **(logs or {})})

@@ -7,6 +7,25 @@ import tensorflow as tf
 AUTOTUNE = tf.data.AUTOTUNE
 
 
+def _shard_by_data(dataset):
+  """Auto-shards `dataset` by DATA under a multi-worker strategy.
+
+  Every worker builds the same pipeline, a pure function of the seed, and
+  keeps its share of each global batch, so that the union over workers of
+  step s is the batch of step s of a single-process run: the same examples,
+  the same augmentation (seeded by element id), the same `*_index` rows of
+  the per-sample tables. FILE sharding does not apply (the records come
+  from memory, not from files, and sharding them before the shuffle would
+  change the batches with the number of workers) and OFF would have every
+  worker train on the whole global batch. The price: every worker reads
+  and augments the whole global batch and drops the rest.
+  """
+  options = tf.data.Options()
+  options.experimental_distribute.auto_shard_policy = (
+      tf.data.experimental.AutoShardPolicy.DATA)
+  return dataset.with_options(options)
+
+
 def _map_train(domain, transform, seed):
   def load(element_id, record, label, index):
     item = domain.load(record, transform.channels if transform else None)
@@ -17,12 +36,13 @@ def _map_train(domain, transform, seed):
   return load
 
 
-def _domain_stream(domain, transform, batch_size, seed):
+def _domain_stream(domain, transform, batch_size, seed, start_step):
   records = domain.records().shuffle(
       len(domain), seed=seed, reshuffle_each_iteration=True).repeat()
   # The running element id seeds each image's augmentation, so the stream is
   # a pure function of the seed (reproducible runs, resumable streams).
-  stream = records.enumerate().map(
+  # Skipping before the map skips records, not decoded images.
+  stream = records.enumerate().skip(start_step * batch_size).map(
       lambda i, rec: _map_train(domain, transform, seed)(i, *rec),
       num_parallel_calls=AUTOTUNE, deterministic=True)
   return stream.batch(batch_size, drop_remainder=True)
@@ -34,7 +54,8 @@ def steps_per_epoch(source, target, batch_size):
              math.ceil(len(target) / batch_size))
 
 
-def train_dataset(source, target, batch_size, transform, seed=0):
+def train_dataset(source, target, batch_size, transform, seed=0,
+                  start_step=0):
   """Endless dicts of one source and one target batch each.
 
   Each side is shuffled and repeated on its own, so the shorter domain
@@ -46,15 +67,23 @@ def train_dataset(source, target, batch_size, transform, seed=0):
     batch_size: global batch size of each side.
     transform: `ImageTransform`, or None for feature domains.
     seed: shuffling and augmentation seed.
+    start_step: the first batch to yield: batch `start_step` of the stream
+      that starts at 0, for resuming a run at that step.
 
   Returns:
     A `tf.data.Dataset` of dicts with `source_image`, `source_label`,
-    `source_index`, `target_image`, `target_index`.
+    `source_index`, `target_image`, `target_index`. Batch s is the same
+    whenever it is read, and is sharded by DATA under a multi-worker
+    strategy.
   """
   if batch_size <= 0:
     raise ValueError(f"batch_size must be > 0, got {batch_size!r}")
-  source_stream = _domain_stream(source, transform, batch_size, seed)
-  target_stream = _domain_stream(target, transform, batch_size, seed + 1)
+  if start_step < 0:
+    raise ValueError(f"start_step must be >= 0, got {start_step!r}")
+  source_stream = _domain_stream(source, transform, batch_size, seed,
+                                 start_step)
+  target_stream = _domain_stream(target, transform, batch_size, seed + 1,
+                                 start_step)
 
   def pair(source_batch, target_batch):
     return {"source_image": source_batch[0],
@@ -63,8 +92,8 @@ def train_dataset(source, target, batch_size, transform, seed=0):
             "target_image": target_batch[0],
             "target_index": target_batch[2]}
 
-  return tf.data.Dataset.zip(source_stream, target_stream).map(
-      pair, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+  return _shard_by_data(tf.data.Dataset.zip(source_stream, target_stream).map(
+      pair, num_parallel_calls=AUTOTUNE, deterministic=True).prefetch(AUTOTUNE))
 
 
 def eval_dataset(domain, batch_size, transform):
@@ -77,7 +106,9 @@ def eval_dataset(domain, batch_size, transform):
     transform: `ImageTransform`, or None for feature domains.
 
   Returns:
-    A finite `tf.data.Dataset`.
+    A finite `tf.data.Dataset`. Iterated directly (the per-epoch inference
+    pass) it yields the whole domain on every worker; given to `fit` or
+    `evaluate` under a multi-worker strategy it is sharded by DATA.
   """
   if batch_size <= 0:
     raise ValueError(f"batch_size must be > 0, got {batch_size!r}")
@@ -88,6 +119,6 @@ def eval_dataset(domain, batch_size, transform):
       return tf.cast(item, tf.float32), label, index
     return transform.eval(item), label, index
 
-  return domain.records().map(
+  return _shard_by_data(domain.records().map(
       load, num_parallel_calls=AUTOTUNE, deterministic=True).batch(
-          batch_size).prefetch(AUTOTUNE)
+          batch_size).prefetch(AUTOTUNE))

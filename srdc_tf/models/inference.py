@@ -23,9 +23,13 @@ def extract(model, dataset):
   """Runs `model.embed` in inference mode over `(image, label, index)`
   batches and returns the outputs ordered by index.
 
-  Outside a replica context the model's mirrored variables read as one copy,
-  so every worker of a strategy computes the same outputs from the same
-  data: the per-epoch state is computed identically everywhere.
+  Outside a replica context the model's mirrored variables read as this
+  worker's copy, which holds the same values on every worker (the same
+  all-reduced updates; BatchNorm moving statistics averaged over replicas
+  by `SRDCModel.train_step`). `dataset` is iterated as is, never
+  distributed, so each worker reads all of it: every worker computes the
+  same outputs, and the per-epoch state is computed identically
+  everywhere.
 
   Args:
     model: an `SRDCModel`.

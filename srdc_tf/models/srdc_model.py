@@ -23,6 +23,20 @@ def _sum_over_replicas(value):
   return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
 
 
+def _as_logs(values):
+  """The step's logs, in the shape Keras can average over replicas.
+
+  With more than one worker, Keras 3.15 averages each log value with
+  `strategy.reduce("MEAN", value, axis=0)`, which fails on a scalar
+  ("Invalid reduction dimension 0 for input with 0 dimensions"); a value
+  of shape [1] comes out of it as the scalar mean over replicas.
+  """
+  extended = tf.distribute.get_strategy().extended
+  if getattr(extended, "_in_multi_worker_mode", lambda: False)():
+    return {name: tf.reshape(value, [1]) for name, value in values.items()}
+  return values
+
+
 @keras.saving.register_keras_serializable(package="srdc_tf")
 class SRDCModel(keras.Model):
   """Backbone -> `f` -> fc1 (Dense, BatchNorm, ReLU) -> `h` -> fc2 logits.
@@ -252,19 +266,70 @@ class SRDCModel(keras.Model):
                  for g, m in zip(gradients, self._lr_multipliers())]
     self.optimizer.apply_gradients(
         [(g, v) for g, v in zip(gradients, variables) if g is not None])
+    self._average_moving_statistics()
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     # Trackers hold the global-batch values (a replica's share x replicas).
     self.loss_trackers["loss"].update_state(total * replicas)
     for name, value in terms.items():
       self.loss_trackers[name].update_state(value * replicas)
     self.source_accuracy.update_state(data["source_label"], logits_s)
-    return {m.name: m.result() for m in self.train_metrics}
+    return _as_logs({m.name: m.result() for m in self.train_metrics})
+
+  def _average_moving_statistics(self):
+    """Averages the backbone's unsynchronised BatchNorm moving statistics
+    over replicas, after each training step.
+
+    Keras 3 creates them with `aggregation="none"`: under a mirrored
+    strategy each replica then updates its own copy from its own share of
+    the batch and the copies drift apart, and whichever copy is read
+    (evaluation, saving, the per-epoch inference pass on each worker)
+    reflects 1/N of the data. The moving averages are linear in the batch
+    statistics, so their mean over replicas is the moving average of the
+    replicas' mean statistics: what tf.keras 2 kept. (fc1's BatchNorm is
+    synchronised: its statistics are already those of the global batch.)
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+      return
+    statistics = self._replica_moving_statistics()
+    if not statistics:
+      return
+    averaged = context.all_reduce(tf.distribute.ReduceOp.MEAN,
+                                  [v.value for v in statistics])
+    for variable, value in zip(statistics, averaged):
+      variable.assign(value)
+
+  def _replica_moving_statistics(self):
+    if self.backbone is None:
+      return []
+    statistics = []
+    for layer in self.backbone._flatten_layers(include_self=False):  # pylint: disable=protected-access
+      if (isinstance(layer, keras.layers.BatchNormalization)
+          and layer.trainable and not layer.synchronized):
+        statistics += [layer.moving_mean, layer.moving_variance]
+    return statistics
 
   def test_step(self, data):
     images, labels = data[0], data[1]
     logits = self(images, training=False)
     self.target_accuracy.update_state(labels, logits)
-    return {"target_accuracy": self.target_accuracy.result()}
+    return _as_logs({"target_accuracy": self.target_accuracy.result()})
+
+  def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+    # Keras 3.15 reads a first batch here and averages it with
+    # `strategy.reduce`, which fails under MultiWorkerMirroredStrategy with
+    # more than one worker for a dict batch ("Attempt to convert a value
+    # ({'source_image': PerReplica...}) ... to a Tensor"). The model is built
+    # in __init__ and compiled without losses or metrics, so only the
+    # optimizer is left to build, which needs no data.
+    if (iterator is None or self._distribute_strategy is None
+        or not all(layer.built for layer in self._flatten_layers())):
+      return super()._maybe_symbolic_build(iterator=iterator,
+                                           data_batch=data_batch)
+    with self.distribute_strategy.scope():
+      if self.optimizer is not None and not self.optimizer.built:
+        self.optimizer.build(self.trainable_variables)
+      self._post_build()
 
   @property
   def train_metrics(self):

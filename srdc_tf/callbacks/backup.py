@@ -1,0 +1,264 @@
+"""Backs up the whole training state during `fit`, for resuming a run that
+was killed, at an epoch boundary or in the middle of an epoch.
+
+Why not `keras.callbacks.BackupAndRestore` (Keras 3.15): it saves every
+`save_freq` batches but restores only the epoch number, so a run killed
+mid-epoch replays the epoch from its first batch with the weights of its
+middle; it overwrites `latest.weights.h5` in place, so a kill during the
+write leaves a torn file as the latest; and every worker writes the same
+path. `TrainingBackup` differs on each point:
+
+- The state (`model.save_weights`: weights, optimizer slots and step
+  count, the per-sample tables, lambda, the centres) goes with a JSON
+  record of the position (epoch, step in the epoch, global step) into a
+  staging folder, which is then renamed to `ckpt-<global step>`. A rename
+  is atomic, so the newest `ckpt-*` is always complete; staging leftovers
+  are ignored and cleaned up. The last `keep` backups are kept.
+- The run resumes at the exact step: `runner.run` skips that many batches
+  of the training stream (a pure function of the seed) and runs the rest
+  of the interrupted epoch, whose per-epoch state is restored with the
+  weights, not recomputed (see `EpochStateCallback.keep_restored_state`).
+- Only the chief writes under `backup_dir`; the other workers write into a
+  temporary folder that is deleted (`distribute.write_location`), and all
+  of them restore from `backup_dir`, which must be on a shared file system.
+- A state with NaN or infinite weights is never written: the run stops
+  with `TrainingDivergedError` and the last good backup stays the newest.
+"""
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+
+from absl import logging
+import keras
+import numpy as np
+
+from srdc_tf import distribute
+from srdc_tf.callbacks import divergence
+
+STATE_FILE = "state.weights.h5"
+POSITION_FILE = "position.json"
+_CHECKPOINT = re.compile(r"^ckpt-(\d+)$")
+_STAGING_PREFIX = ".staging-"
+
+
+@dataclasses.dataclass(frozen=True)
+class ResumePoint:
+  """Where a restored run stands.
+
+  Attributes:
+    epoch: the epoch to run next, or the one in progress when
+      `step_in_epoch` > 0 (0-based).
+    step_in_epoch: steps of `epoch` already done.
+    global_step: steps done in all (`epoch * steps_per_epoch +
+      step_in_epoch`).
+    epoch_logs: what the per-epoch state of an interrupted epoch reported.
+    path: the backup restored.
+  """
+  epoch: int
+  step_in_epoch: int
+  global_step: int
+  epoch_logs: dict
+  path: str
+
+
+def checkpoints(backup_dir):
+  """Complete backups under `backup_dir`, newest first, as (step, path)."""
+  if not os.path.isdir(backup_dir):
+    return []
+  found = []
+  for name in os.listdir(backup_dir):
+    match = _CHECKPOINT.match(name)
+    path = os.path.join(backup_dir, name)
+    if match and os.path.isfile(os.path.join(path, POSITION_FILE)):
+      found.append((int(match.group(1)), path))
+  return sorted(found, reverse=True)
+
+
+def _all_finite(model):
+  for variable in model.weights:
+    value = np.asarray(variable.numpy())
+    if np.issubdtype(value.dtype, np.floating) and not np.all(
+        np.isfinite(value)):
+      return False, variable.path
+  return True, None
+
+
+class TrainingBackup(keras.callbacks.Callback):
+  """Writes the training state every `save_every_steps` steps and at the end
+  of every epoch, and restores the newest one (see the module docstring).
+
+  Args:
+    backup_dir: the run's backup folder (`<model_dir>/backup`).
+    steps_per_epoch: S.
+    epochs: E.
+    run_record: a JSON-able dict of what makes a run this run (data sizes,
+      batch size, seed, ...); a backup of another run is refused.
+    save_every_steps: also back up every this many steps inside an epoch
+      (0: at epoch ends only).
+    epoch_state: the run's `EpochStateCallback`, whose report of the
+      current epoch a mid-epoch backup keeps.
+    keep: how many backups to keep.
+    strategy: the distribution strategy (only its chief writes here).
+  """
+
+  def __init__(self, backup_dir, steps_per_epoch, epochs, run_record,
+               save_every_steps=0, epoch_state=None, keep=2, strategy=None):
+    super().__init__()
+    if save_every_steps < 0:
+      raise ValueError(
+          f"save_every_steps must be >= 0, got {save_every_steps!r}")
+    if keep < 1:
+      raise ValueError(f"keep must be >= 1, got {keep!r}")
+    self.backup_dir = backup_dir
+    self.steps_per_epoch = int(steps_per_epoch)
+    self.epochs = int(epochs)
+    self.run_record = dict(run_record)
+    self.save_every_steps = int(save_every_steps)
+    self.epoch_state = epoch_state
+    self.keep = int(keep)
+    self.strategy = strategy
+
+  # === Restoring ===
+
+  def restore(self, model):
+    """Loads the newest backup into `model` (compiled, not yet trained).
+
+    Args:
+      model: the run's model; its optimizer is built here if need be.
+
+    Returns:
+      A `ResumePoint`, or None when there is no backup.
+
+    Raises:
+      ValueError: the backup belongs to a different run, or no backup can
+        be read.
+    """
+    found = checkpoints(self.backup_dir)
+    if not found:
+      return None
+    if not model.optimizer.built:
+      model.optimizer.build(model.trainable_variables)
+    errors = []
+    for _, path in found:
+      try:
+        with open(os.path.join(path, POSITION_FILE)) as f:
+          position = json.load(f)
+      except (OSError, ValueError) as error:
+        errors.append(f"{path}: {error}")
+        continue
+      self._check_same_run(path, position)
+      try:
+        model.load_weights(os.path.join(path, STATE_FILE))
+      except Exception as error:  # pylint: disable=broad-except
+        # A file damaged after it was written (disk, copy): try the older.
+        logging.warning("cannot restore %s (%s); trying an older backup",
+                        path, error)
+        errors.append(f"{path}: {error}")
+        continue
+      step = int(position["global_step"])
+      epoch, in_epoch = divmod(step, self.steps_per_epoch)
+      logging.info("resuming from %s: epoch %d, step %d of %d", path,
+                   epoch + 1, in_epoch, self.steps_per_epoch)
+      return ResumePoint(epoch=epoch, step_in_epoch=in_epoch,
+                         global_step=step,
+                         epoch_logs=position.get("epoch_logs") or {},
+                         path=path)
+    raise ValueError(f"no backup under {self.backup_dir!r} can be read: "
+                     + "; ".join(errors))
+
+  def _check_same_run(self, path, position):
+    saved = position.get("run", {})
+    differ = {key: (saved.get(key), value)
+              for key, value in self.run_record.items()
+              if saved.get(key) != value}
+    if differ:
+      described = ", ".join(f"{key}: {old!r} there, {new!r} now"
+                            for key, (old, new) in sorted(differ.items()))
+      raise ValueError(
+          f"the backup {path!r} is of a different run ({described}). Run "
+          "with the settings it was written with to resume it, or delete "
+          f"{self.backup_dir!r} to start over.")
+
+  # === Writing ===
+
+  def on_train_batch_end(self, batch, logs=None):
+    if not self.save_every_steps:
+      return
+    step = int(self.model.optimizer.iterations.numpy())
+    # An epoch's last step is backed up at the epoch's end, after the
+    # validation pass.
+    if step % self.save_every_steps == 0 and step % self.steps_per_epoch:
+      self.save(step)
+
+  def on_epoch_end(self, epoch, logs=None):
+    self.save(int(self.model.optimizer.iterations.numpy()))
+
+  def save(self, step):
+    """Backs up the current state as of global step `step`.
+
+    Raises:
+      TrainingDivergedError: a weight is NaN or infinite (nothing written).
+    """
+    finite, bad_variable = _all_finite(self.model)
+    if not finite:
+      raise divergence.TrainingDivergedError(
+          f"variable {bad_variable!r} became NaN or infinite by "
+          f"{divergence.position(step, self.steps_per_epoch, self.epochs)}; "
+          f"training stopped. Last good checkpoint: {self.describe_latest()}."
+          " Try a lower --lr.")
+    in_epoch = step % self.steps_per_epoch
+    position = {
+        "global_step": step,
+        "epoch": step // self.steps_per_epoch,
+        "step_in_epoch": in_epoch,
+        "steps_per_epoch": self.steps_per_epoch,
+        "run": self.run_record,
+        # The state of an interrupted epoch is restored, not recomputed, so
+        # its report travels with it.
+        "epoch_logs": (dict(self.epoch_state.epoch_logs)
+                       if in_epoch and self.epoch_state is not None else {}),
+    }
+    name = f"ckpt-{step:09d}"
+    with distribute.write_location(self.backup_dir, self.strategy) as where:
+      os.makedirs(where, exist_ok=True)
+      staging = os.path.join(where, f"{_STAGING_PREFIX}{name}-{os.getpid()}")
+      shutil.rmtree(staging, ignore_errors=True)
+      os.makedirs(staging)
+      self.model.save_weights(os.path.join(staging, STATE_FILE))
+      with open(os.path.join(staging, POSITION_FILE), "w") as f:
+        json.dump(position, f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+      final = os.path.join(where, name)
+      if os.path.isdir(final):  # The same step again after a resume.
+        shutil.rmtree(final)
+      os.rename(staging, final)  # Atomic: the backup appears whole.
+      self._prune(where)
+
+  def _prune(self, where):
+    for _, path in checkpoints(where)[self.keep:]:
+      shutil.rmtree(path, ignore_errors=True)
+    # Only this process writes here; any staging folder left is that of a
+    # process that died while writing.
+    for name in os.listdir(where):
+      if name.startswith(_STAGING_PREFIX):
+        shutil.rmtree(os.path.join(where, name), ignore_errors=True)
+
+  def describe_latest(self):
+    """The newest complete backup, for messages."""
+    found = checkpoints(self.backup_dir)
+    if not found:
+      return f"none under {self.backup_dir!r}"
+    step, path = found[0]
+    if step == 0:
+      return f"{path} (before the first step)"
+    return (f"{path} (after "
+            f"{divergence.position(step, self.steps_per_epoch, self.epochs)})")
+
+  def remove(self):
+    """Deletes the backups of a finished run (on the chief)."""
+    if distribute.is_chief(self.strategy):
+      shutil.rmtree(self.backup_dir, ignore_errors=True)

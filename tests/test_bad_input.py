@@ -1,0 +1,179 @@
+"""Bad input stops a run up front with a message that names the culprit:
+flags, flagfiles, data folders and lists, image files, weights files; and a
+loss that becomes NaN stops the run, naming the epoch and step, with the
+last good checkpoint intact."""
+
+import json
+import os
+
+import keras
+import numpy as np
+from PIL import Image
+import pytest
+
+import run_testlib
+from srdc_tf import runner
+from srdc_tf.callbacks import backup as backup_lib
+from srdc_tf.callbacks import divergence
+from srdc_tf.data import sources
+from srdc_tf.data import validation
+
+
+def _image_folder(root, classes, per_class=4, size=16):
+  rng = np.random.default_rng(len(str(root)))
+  for name in classes:
+    os.makedirs(root / name, exist_ok=True)
+    for i in range(per_class):
+      Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+                      ).save(root / name / f"{i}.png")
+  return root
+
+
+# === Flags ===
+
+
+def test_unknown_flag_in_a_flagfile_names_the_file_and_line(tmp_path):
+  flagfile = tmp_path / "task.cfg"
+  flagfile.write_text("--source=synthetic:source\n# a comment\n"
+                      "--bogus_rate=3\n")
+  result = run_testlib.train(f"--flagfile={flagfile}",
+                             "--target=synthetic:target", "--model_dir=/tmp")
+  assert result.returncode != 0
+  assert (f"Unknown command line flag 'bogus_rate' (in {flagfile}:3)"
+          in result.stderr)
+
+
+@pytest.mark.parametrize("flag", ["--batch_size=0", "--batch_size=-8",
+                                  "--epochs=0", "--epochs=-1",
+                                  "--min_image_side=0"])
+def test_non_positive_sizes_and_counts_are_refused(flag, tmp_path):
+  result = run_testlib.train(*run_testlib.TINY_RUN, flag,
+                             f"--model_dir={tmp_path}")
+  name, value = flag.split("=")
+  assert result.returncode != 0
+  assert f"{name} must be > 0, got {value}" in result.stderr
+
+
+def test_unknown_backbone_is_refused(tmp_path):
+  result = run_testlib.train(*run_testlib.TINY_RUN, "--backbone=lenet5",
+                             f"--model_dir={tmp_path}")
+  assert result.returncode != 0
+  assert "--backbone must be one of" in result.stderr
+  assert "'lenet5'" in result.stderr
+
+
+@pytest.mark.e2e
+def test_weights_file_of_another_architecture_is_refused(tmp_path):
+  other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+  weights = tmp_path / "dense.weights.h5"
+  other.save_weights(weights)
+  result = run_testlib.train(*run_testlib.TINY_RUN, f"--weights={weights}",
+                             f"--model_dir={tmp_path / 'run'}")
+  assert result.returncode != 0
+  assert f"--weights='{weights}' does not fit backbone 'lenet'" in (
+      result.stderr)
+  assert not os.path.exists(tmp_path / "run" / "model.keras")
+
+
+# === Data folders and lists ===
+
+
+def test_class_missing_from_the_target_is_named(tmp_path):
+  source = _image_folder(tmp_path / "source", ["bike", "cup", "pen"])
+  target = _image_folder(tmp_path / "target", ["bike", "cup"])
+  settings = runner.RunSettings(source=str(source), target=str(target),
+                                model_dir=str(tmp_path / "run"))
+  with pytest.raises(ValueError) as error:
+    runner.load_data(settings)
+  message = str(error.value)
+  assert f"source {str(source)!r} and target {str(target)!r}" in message
+  assert "['pen'] only in the source, absent from the target" in message
+  assert "--shared_classes" in message
+  data = runner.load_data(settings.replace(shared_classes=True))
+  assert data.source.class_names == ("bike", "cup")
+
+
+def test_empty_class_folder_is_named(tmp_path):
+  root = _image_folder(tmp_path / "domain", ["bike", "cup"])
+  os.makedirs(root / "pen")
+  with pytest.raises(ValueError, match=r"class folder '.*/pen' is empty"):
+    sources.load_domain(str(root))
+
+
+def test_image_list_outside_its_root_missing_or_duplicate(tmp_path):
+  root = _image_folder(tmp_path / "images", ["bike", "cup"])
+  escape = tmp_path / "escape.txt"
+  escape.write_text("bike/0.png 0\n../secret.png 1\n")
+  with pytest.raises(ValueError, match=r"escape.txt:2: '../secret.png' points "
+                     r"outside the root"):
+    sources.load_domain(str(escape), list_root=str(root))
+  listing = tmp_path / "list.txt"
+  listing.write_text("bike/0.png 0\nbike/1.png 0\ncup/0.png 1\n"
+                     "cup/9.png 1\nbike/0.png 0\n")
+  with pytest.raises(validation.BadImagesError) as error:
+    sources.load_domain(str(listing), list_root=str(root))
+  message = str(error.value)
+  assert f"{root / 'cup' / '9.png'}: no such file" in message
+  assert f"{root / 'bike' / '0.png'}: listed 2 times" in message
+  domain = sources.load_domain(str(listing), list_root=str(root),
+                               skip_bad_images=True)
+  assert len(domain) == 3 and len(domain.skipped) == 2
+
+
+@pytest.mark.e2e
+def test_bad_image_stops_the_run_before_training_or_is_skipped(tmp_path):
+  source = _image_folder(tmp_path / "source", ["bike", "cup"])
+  target = _image_folder(tmp_path / "target", ["bike", "cup"])
+  good = (source / "cup" / "0.png").read_bytes()
+  (source / "cup" / "broken.png").write_bytes(good[:len(good) // 2])
+  (target / "bike" / "empty.jpg").write_bytes(b"")
+  args = [f"--source={source}", f"--target={target}", "--image_size=16",
+          "--bottleneck_dim=8", "--batch_size=4", "--epochs=1",
+          "--steps_per_epoch=2", "--export_dir=", "--verbose=0"]
+  refused = run_testlib.train(*args, f"--model_dir={tmp_path / 'refused'}")
+  assert refused.returncode != 0
+  assert (f"{source / 'cup' / 'broken.png'}: corrupt or truncated PNG file"
+          in refused.stderr)
+  assert not os.path.exists(tmp_path / "refused" / "metrics.csv")
+
+  model_dir = tmp_path / "skipped"
+  skipped = run_testlib.train(*args, "--skip_bad_images",
+                              f"--model_dir={model_dir}")
+  assert skipped.returncode == 0, skipped.stderr[-3000:]
+  assert "Skipped 2 bad image file(s)" in skipped.stdout
+  assert f"{target / 'bike' / 'empty.jpg'}: empty file (0 bytes)" in (
+      skipped.stderr)
+  summary = json.loads((model_dir / "summary.json").read_text())
+  assert summary["srdc"]["skipped_images"] == {"source": 1, "target": 1}
+  info = json.loads((model_dir / "run_info.json").read_text())
+  assert info["skipped_image_files"]["source"] == [{
+      "path": str(source / "cup" / "broken.png"),
+      "problem": info["skipped_image_files"]["source"][0]["problem"]}]
+
+
+# === A loss that becomes NaN ===
+
+
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+  settings = runner.RunSettings(
+      source="synthetic:source", target="synthetic:target",
+      model_dir=str(tmp_path), synthetic_examples_per_class=4, image_size=16,
+      bottleneck_dim=8, batch_size=8, epochs=2, steps_per_epoch=4,
+      lr=1e12, checkpoint_every_steps=1, export_dir="", verbose=0)
+  data = runner.load_data(settings)
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  with pytest.raises(divergence.TrainingDivergedError) as error:
+    runner.run(settings, data, tf.distribute.get_strategy())
+  message = str(error.value)
+  assert "became" in message and "epoch " in message and "step " in message
+  assert "Last good checkpoint:" in message and "lower --lr" in message
+  assert not os.path.exists(tmp_path / "model.keras")
+  found = backup_lib.checkpoints(str(tmp_path / "backup"))
+  assert found and found[0][1] in message
+  # The last good checkpoint loads, and holds numbers.
+  model = runner.build_model(settings, data)
+  model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
+  model.optimizer.build(model.trainable_variables)
+  model.load_weights(os.path.join(found[0][1], backup_lib.STATE_FILE))
+  assert all(np.all(np.isfinite(v.numpy())) for v in model.weights
+             if v.dtype == "float32")
