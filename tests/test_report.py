@@ -1,0 +1,56 @@
+"""The results table: means over seeds, the Avg column, Markdown."""
+
+import json
+
+import numpy as np
+import pytest
+
+from srdc_tf import report
+
+
+def _run(root, task, method, seed, accuracy, per_class=None):
+  folder = root / task / f"{method}{seed}"
+  folder.mkdir(parents=True)
+  info = {"task": task, "method": method, "seed": seed,
+          "target_accuracy": accuracy, "seconds": 1.0}
+  if per_class:
+    info["per_class_accuracy"] = per_class
+  (folder / "run_info.json").write_text(json.dumps(info))
+
+
+def test_table_means_seeds_and_averages_tasks(tmp_path):
+  for seed, (a, b) in enumerate([(0.80, 0.60), (0.90, 0.70)]):
+    _run(tmp_path, "a2w", "srdc", seed, a)
+    _run(tmp_path, "d2a", "srdc", seed, b)
+  _run(tmp_path, "a2w", "source_only", 0, 0.5)
+  _run(tmp_path, "d2a", "source_only", 0, 0.4)
+  mean, std, count = report.results_table(report.collect_runs([str(tmp_path)]))
+  # srdc: a2w (80 + 90) / 2 = 85, d2a (60 + 70) / 2 = 65, Avg 75.
+  np.testing.assert_allclose(mean.loc["srdc"].tolist(), [85.0, 65.0, 75.0])
+  np.testing.assert_allclose(mean.loc["source_only"].tolist(),
+                             [50.0, 40.0, 45.0])
+  np.testing.assert_allclose(std.loc["srdc", "a2w"], 5.0)
+  assert count.loc["srdc", "a2w"] == 2
+  markdown = report.to_markdown(mean, std, count)
+  assert "| srdc | 85.0 ± 5.0 (2) | 65.0 ± 5.0 (2) | 75.0 |" in markdown
+
+
+def test_avg_is_empty_when_a_task_is_missing(tmp_path):
+  _run(tmp_path, "a2w", "srdc", 0, 0.8)
+  _run(tmp_path, "d2a", "srdc", 0, 0.6)
+  _run(tmp_path, "a2w", "source_only", 0, 0.5)
+  mean, _, _ = report.results_table(report.collect_runs([str(tmp_path)]))
+  assert np.isnan(mean.loc["source_only", "Avg"])
+
+
+def test_per_class_table(tmp_path):
+  _run(tmp_path, "visda", "srdc", 0, 0.7, {"car": 0.5, "bus": 0.9})
+  _run(tmp_path, "visda", "srdc", 1, 0.7, {"car": 0.7, "bus": 0.7})
+  table = report.per_class_table(report.collect_runs([str(tmp_path)]))
+  np.testing.assert_allclose(table.loc[("srdc", "visda")].tolist(),
+                             [60.0, 80.0, 70.0])  # car, bus, mean
+
+
+def test_no_runs_is_an_error(tmp_path):
+  with pytest.raises(ValueError, match="no run_info.json"):
+    report.collect_runs([str(tmp_path)])

@@ -1,0 +1,185 @@
+"""SRDCModel: the six loss terms against a numpy transcription of SRDC.md,
+the coupled L2 and learning-rate split of a step, saving, argument checks."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from srdc_tf.models import build_backbone
+from srdc_tf.models import SRDCModel
+
+K, D, N = 3, 6, 5
+
+
+def _log_softmax(x):
+  x = x - x.max(axis=1, keepdims=True)
+  return x - np.log(np.exp(x).sum(axis=1, keepdims=True))
+
+
+def _kernel(z, mu):
+  # Student-t with alpha = 1, by explicit differences.
+  return 1.0 / (1.0 + ((z[:, None, :] - mu[None]) ** 2).sum(-1))
+
+
+def _q(p, beta, pseudo):
+  q = p / np.sqrt(p.sum(axis=0))
+  q /= q.sum(axis=1, keepdims=True)
+  return (1 - beta) * np.eye(p.shape[1])[pseudo] + beta * q
+
+
+def _numpy_losses(model, data):
+  """SRDC.md's losses, computed from the model's own layer outputs."""
+  def forward(x):
+    f, h, logits = model.embed(x, training=True)
+    return np.asarray(f), np.asarray(h), np.asarray(logits)
+
+  f_s, h_s, out_s = forward(data["source_image"])
+  f_t, h_t, out_t = forward(data["target_image"])
+  mu_f, mu_h = np.asarray(model.centres_f), np.asarray(model.centres_h)
+  w = np.asarray(model.source_weights)[data["source_index"]]
+  pseudo = np.asarray(model.target_pseudo_labels)[data["target_index"]]
+  y = data["source_label"]
+  beta = float(model.q_mix)
+
+  def source(scores):
+    return np.mean(-w * _log_softmax(scores)[np.arange(len(y)), y])
+
+  def target(scores):
+    p = np.exp(_log_softmax(scores))
+    return np.mean(-(_q(p, beta, pseudo) * _log_softmax(scores)).sum(1))
+
+  return {
+      "source_output_loss": source(out_s),
+      "source_f_loss": source(_kernel(f_s, mu_f)),
+      "source_h_loss": source(_kernel(h_s, mu_h)),
+      "target_output_loss": target(out_t),
+      "target_f_loss": target(_kernel(f_t, mu_f)),
+      "target_h_loss": target(_kernel(h_t, mu_h)),
+  }
+
+
+def _model(**kwargs):
+  keras.utils.set_random_seed(1)
+  model = SRDCModel(None, num_classes=K, input_shape=(D,),
+                    num_source_examples=N, num_target_examples=N,
+                    bottleneck_dim=4, **kwargs)
+  rng = np.random.default_rng(0)
+  model.centres_f.assign(rng.normal(size=(K, D)).astype("float32"))
+  model.centres_h.assign(rng.normal(size=(K, 4)).astype("float32"))
+  model.source_weights.assign([0.2, 1.0, 0.5, 0.9, 0.7])
+  model.target_pseudo_labels.assign([2, 0, 1, 1, 0])
+  model.penalty.assign(0.6)
+  model.q_mix.assign(0.5)
+  return model
+
+
+def _batch():
+  rng = np.random.default_rng(3)
+  return {"source_image": rng.normal(size=(4, D)).astype("float32"),
+          "source_label": np.array([0, 2, 1, 2]),
+          "source_index": np.array([4, 0, 2, 1]),
+          "target_image": rng.normal(size=(4, D)).astype("float32"),
+          "target_index": np.array([1, 3, 0, 2])}
+
+
+@pytest.mark.parametrize("detach_q", [False, True])
+def test_loss_terms_match_numpy(detach_q):
+  model, data = _model(detach_q=detach_q, weight_decay=0.0), _batch()
+  total, terms, _ = model.compute_losses(data)
+  expected = _numpy_losses(model, data)
+  for name, value in expected.items():
+    np.testing.assert_allclose(float(terms[name]), value, rtol=1e-5,
+                               err_msg=name)
+  lam = 0.6
+  want = (expected["source_output_loss"]
+          + lam * (expected["target_output_loss"] + expected["target_f_loss"]
+                   + expected["target_h_loss"])
+          + lam * (expected["source_f_loss"] + expected["source_h_loss"]))
+  np.testing.assert_allclose(float(total), want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("switch, dropped", [
+    ({"feature_clustering": False}, ("target_f_loss", "target_h_loss")),
+    ({"source_regularization": False}, ("source_f_loss", "source_h_loss")),
+    ({"source_only": True}, ("target_output_loss", "target_f_loss",
+                             "target_h_loss", "source_f_loss",
+                             "source_h_loss")),
+])
+def test_ablation_switches_drop_their_terms(switch, dropped):
+  model, data = _model(weight_decay=0.0, **switch), _batch()
+  total, _, _ = model.compute_losses(data)
+  expected = _numpy_losses(model, data)
+  lam = 0.6
+  weights = {"source_output_loss": 1.0}
+  weights.update({name: lam for name in expected if name not in weights})
+  want = sum(weights[n] * v for n, v in expected.items() if n not in dropped)
+  np.testing.assert_allclose(float(total), want, rtol=1e-5)
+
+
+def test_gradient_flows_through_q_unless_detached():
+  data = _batch()
+  grads = {}
+  for detach in (False, True):
+    model = _model(detach_q=detach, weight_decay=0.0)
+    with tf.GradientTape() as tape:
+      _, terms, _ = model.compute_losses(data)
+      loss = terms["target_output_loss"]
+    grads[detach] = np.asarray(
+        tape.gradient(loss, model.fc2.kernel))
+  assert np.abs(grads[False] - grads[True]).max() > 1e-4
+
+
+@pytest.mark.parametrize("multiplier", [0.1, 1.0])
+def test_step_is_sgd_with_coupled_l2_and_slow_centres(multiplier):
+  """w' = w - lr * m * (dL/dw + wd * w), m the variable's lr factor."""
+  lr, wd = 0.5, 0.01
+  data = _batch()
+  model = _model(weight_decay=wd, backbone_lr_multiplier=multiplier)
+  reference = _model(weight_decay=0.0, backbone_lr_multiplier=multiplier)
+  with tf.GradientTape() as tape:
+    loss, _, _ = reference.compute_losses(data)
+  variables = reference.trainable_variables
+  grads = tape.gradient(loss, variables)
+  before = [np.asarray(v) for v in model.trainable_variables]
+  model.compile(optimizer=keras.optimizers.SGD(lr), jit_compile=False)
+  model.train_step(data)
+  for var, old, grad in zip(model.trainable_variables, before, grads):
+    factor = multiplier if "centres" in var.path else 1.0
+    want = old - lr * factor * (np.asarray(grad) + wd * old)
+    np.testing.assert_allclose(np.asarray(var), want, rtol=1e-4, atol=1e-6,
+                               err_msg=var.path)
+
+
+def test_keras_round_trip_keeps_tables_and_outputs(tmp_path):
+  backbone = build_backbone("lenet", (28, 28, 1))
+  model = SRDCModel(backbone, num_classes=K, input_shape=(28, 28, 1),
+                    num_source_examples=7, num_target_examples=9,
+                    beta=0.5, detach_q=True)
+  model.target_pseudo_labels.assign(np.arange(9) % K)
+  model.source_weights.assign(np.linspace(0, 1, 7))
+  path = str(tmp_path / "model.keras")
+  model.save(path)
+  loaded = keras.models.load_model(path)
+  images = np.random.default_rng(0).uniform(0, 255, (2, 28, 28, 1))
+  np.testing.assert_allclose(loaded(images), model(images), rtol=1e-5)
+  np.testing.assert_array_equal(loaded.target_pseudo_labels,
+                                np.arange(9) % K)
+  np.testing.assert_allclose(loaded.source_weights, np.linspace(0, 1, 7))
+  assert loaded.get_config()["beta"] == 0.5
+  assert loaded.get_config()["detach_q"]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"num_classes": 0}, "num_classes must be > 0, got 0"),
+    ({"beta": 1.5}, "beta must be in [0, 1], got 1.5"),
+    ({"alpha": 0.0}, "alpha must be > 0, got 0.0"),
+    ({"num_target_examples": -3}, "num_target_examples must be > 0, got -3"),
+])
+def test_bad_arguments_name_the_value(kwargs, message):
+  args = dict(backbone=None, num_classes=K, input_shape=(D,),
+              num_source_examples=N, num_target_examples=N)
+  args.update(kwargs)
+  with pytest.raises(ValueError, match=message.replace("[", r"\[").replace(
+      "]", r"\]")):
+    SRDCModel(**args)
