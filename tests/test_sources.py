@@ -173,3 +173,30 @@ def test_office31_layout_is_detected():
                                         random_flip=True)
   batch = next(iter(pipeline.train_dataset(domain, domain, 4, transform)))
   assert batch["source_image"].shape == (4, 224, 224, 3)
+
+
+def test_relative_list_root_starts_from_data_root(tmp_path):
+  _tree(str(tmp_path / "clef"), ["dog"], 1)
+  (tmp_path / "clef" / "list").mkdir()
+  (tmp_path / "clef" / "list" / "iList.txt").write_text("dog/img0.jpg 0\n")
+  domain = sources.load_domain("clef/list/iList.txt", data_root=str(tmp_path),
+                               list_root="clef")
+  assert domain.paths[0] == os.path.join(os.path.realpath(tmp_path), "clef",
+                                         "dog", "img0.jpg")
+
+
+@pytest.mark.parametrize("flagfile", sorted(
+    os.path.relpath(os.path.join(folder, name), REPO)
+    for folder, _, names in os.walk(os.path.join(REPO, "flags"))
+    for name in names if name.endswith(".cfg")))
+def test_every_flagfile_parses(flagfile):
+  from absl import flags as absl_flags
+  from srdc_tf import train  # pylint: disable=unused-import
+  values = absl_flags.FlagValues()
+  for name, flag in absl_flags.FLAGS._flags().items():  # pylint: disable=protected-access
+    if name == flag.name and name in train.FLAGS and flag.name not in values:
+      values[name] = flag
+  values(["train", f"--flagfile={os.path.join(REPO, flagfile)}",
+          "--model_dir=/tmp/unused"])
+  assert values.source and values.target
+  assert values.task

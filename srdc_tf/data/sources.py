@@ -211,7 +211,8 @@ def load_domain(spec, data_root=None, list_root=None, tfds_data_dir=None,
   if os.path.isdir(path):
     domain = _load_directory(path, spec)
   elif os.path.isfile(path):
-    domain = _load_image_list(path, list_root, spec)
+    domain = _load_image_list(
+        path, list_root and _resolve(list_root, data_root), spec)
   else:
     raise ValueError(
         f"data spec {spec!r}: {path!r} is neither a directory nor an image "
