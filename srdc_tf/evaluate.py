@@ -22,6 +22,11 @@ flags.DEFINE_string("model_dir", None, "Training run directory whose "
 flags.DEFINE_string("target", None, "Spec of the labelled domain to score "
                     "on (as --target of srdc_tf.train).")
 flags.DEFINE_string("output_dir", None, "Where the CSV files go.")
+flags.DEFINE_string("data_root", None, "Folder that relative directory and "
+                    "image-list specs start from (default: $SRDC_DATA_ROOT).")
+flags.DEFINE_string("list_root", None, "Root of the paths in an image list "
+                    "(default: the list's folder).")
+flags.DEFINE_string("tfds_data_dir", None, "TensorFlow Datasets data_dir.")
 flags.DEFINE_integer("batch_size", 128, "Examples per inference step.")
 flags.DEFINE_integer("synthetic_examples_per_class", None, "For synthetic "
                      "specs: images per class (as in training; unset: the "
@@ -52,7 +57,8 @@ def main(argv):
   # Only the options given are passed on, so that every spec kind
   # load_domain knows keeps its own defaults.
   options = {name: FLAGS[name].value
-             for name in ("synthetic_examples_per_class", "seed")
+             for name in ("synthetic_examples_per_class", "seed",
+                          "data_root", "list_root", "tfds_data_dir")
              if FLAGS[name].value is not None}
   domain = sources.load_domain(FLAGS.target, **options)
   if FLAGS.saved_model:

@@ -15,6 +15,7 @@ import tensorflow as tf
 from srdc_tf import metrics
 from srdc_tf import run_files
 from srdc_tf import serving
+from srdc_tf.data import feature_cache
 from srdc_tf.data import pipeline
 from srdc_tf.data import transforms
 from srdc_tf.models import inference
@@ -112,18 +113,23 @@ def predict_keras_model(model_dir, domain, batch_size=128):
   model = run_files.load_model(model_dir)
   class_names = run_files.read_class_names(model_dir)
   to_model = _model_labels(domain, class_names)
+  transform = run_files.read_transform(model_dir)
   takes_features = model.backbone is None
+  backbone = run_files.load_backbone(model_dir) if takes_features else None
+  if backbone is not None and not domain.is_features:
+    # The heads were trained on a frozen backbone's features: embed first.
+    domain = feature_cache.backbone_features(domain, backbone, transform,
+                                             batch_size)
   if takes_features != domain.is_features:
     raise ValueError(
         f"the model takes {'features' if takes_features else 'images'} but "
         f"domain {domain.name!r} holds "
         f"{'features' if domain.is_features else 'images'}")
-  transform = None
-  if not takes_features:
-    transform = run_files.read_transform(model_dir)
-    if transform is None:  # A run from before transform.json was written.
-      transform = transforms.ImageTransform(
-          image_size=model.input_shape_[0], channels=model.input_shape_[-1])
+  if takes_features:
+    transform = None
+  elif transform is None:  # A run from before transform.json was written.
+    transform = transforms.ImageTransform(
+        image_size=model.input_shape_[0], channels=model.input_shape_[-1])
   outputs = inference.extract(
       model, pipeline.eval_dataset(domain, batch_size, transform))
   return Predictions(to_model[outputs.labels], outputs.predictions,

@@ -33,8 +33,11 @@ def main(argv):
   class_names = run_files.read_class_names(FLAGS.model_dir)
   # Runs from before transform.json resize straight to the model's size.
   transform = run_files.read_transform(FLAGS.model_dir)
+  # A run on cached features saved its frozen backbone beside the heads.
   print(serving.export_saved_model(model, FLAGS.export_dir, class_names,
-                                   transform=transform))
+                                   transform=transform,
+                                   backbone=run_files.load_backbone(
+                                       FLAGS.model_dir)))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ not carry but exporting and evaluating need:
 - `classes.json`: the class names, a JSON list in label order.
 - `transform.json`: the evaluation image transform (`ImageTransform`
   fields), so that an export resizes encoded images as the run evaluated.
+- `backbone.keras`, for a run trained on cached features of a frozen
+  backbone: that backbone, which `model.keras` (the heads) lacks.
 """
 
 import dataclasses
@@ -21,11 +23,13 @@ from srdc_tf.data import transforms
 MODEL_FILE = "model.keras"
 CLASSES_FILE = "classes.json"
 TRANSFORM_FILE = "transform.json"
+BACKBONE_FILE = "backbone.keras"
 
 
-def _write_json(path, value):
-  # Written beside and renamed, so a reader never sees half a file.
-  staging = path + ".tmp"
+def write_json(path, value):
+  """Writes JSON beside `path` and renames it into place, so a reader (or a
+  run killed while writing) never sees half a file."""
+  staging = f"{path}.{os.getpid()}.tmp"
   with open(staging, "w") as f:
     json.dump(value, f, indent=2)
   os.replace(staging, path)
@@ -39,9 +43,9 @@ def write_run_files(model_dir, class_names, transform):
     class_names: the class names, in label order.
     transform: the run's `ImageTransform`.
   """
-  _write_json(os.path.join(model_dir, CLASSES_FILE),
+  write_json(os.path.join(model_dir, CLASSES_FILE),
               [str(name) for name in class_names])
-  _write_json(os.path.join(model_dir, TRANSFORM_FILE),
+  write_json(os.path.join(model_dir, TRANSFORM_FILE),
               dataclasses.asdict(transform))
 
 
@@ -107,4 +111,20 @@ def load_model(model_dir):
   if not os.path.isfile(path):
     raise FileNotFoundError(
         f"{path!r} not found: --model_dir must be a training run directory")
+  return keras.saving.load_model(path, compile=False)
+
+
+def load_backbone(model_dir):
+  """The frozen backbone of a run trained on cached features, or None.
+
+  Args:
+    model_dir: the run directory.
+
+  Returns:
+    A `keras.Model` from images to features, or None when the run's
+    `model.keras` takes images itself.
+  """
+  path = os.path.join(model_dir, BACKBONE_FILE)
+  if not os.path.isfile(path):
+    return None
   return keras.saving.load_model(path, compile=False)

@@ -10,15 +10,16 @@ chief writes into `model_dir` and the export folder.
 """
 
 import dataclasses
-import json
 import os
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from srdc_tf import callbacks as callbacks_lib
 from srdc_tf import distribute
+from srdc_tf import metrics
 from srdc_tf import run_files
 from srdc_tf import serving
 from srdc_tf.callbacks import backup as backup_lib
@@ -281,6 +282,10 @@ def run(settings, data, strategy):
     # What the export binary and evaluation need beside model.keras.
     run_files.write_run_files(settings.model_dir, data.source.class_names,
                               settings.transform)
+  if data.frozen_backbone is not None:
+    save_model(data.frozen_backbone,
+               os.path.join(settings.model_dir, run_files.BACKBONE_FILE),
+               strategy)
   if settings.worker_weights_dir:
     os.makedirs(settings.worker_weights_dir, exist_ok=True)
     model.save_weights(os.path.join(
@@ -298,6 +303,8 @@ def run(settings, data, strategy):
   if data.target_eval is not data.target:
     skipped["target_eval"] = list(data.target_eval.skipped)
   result = {"target_accuracy": accuracy,
+            "per_class_accuracy": _per_class_accuracy(model, target_eval,
+                                                     data.target_eval),
             "seconds": seconds, "export": export, "epochs": settings.epochs,
             "task": settings.task_name, "method": settings.method,
             "seed": settings.seed,
@@ -316,6 +323,18 @@ def run(settings, data, strategy):
 
 
 BACKUP_DIR = "backup"
+
+
+def _per_class_accuracy(model, target_eval, domain):
+  """Accuracy of every class of the scored target (VisDA-style tables)."""
+  labels, predictions = [], []
+  for images, batch_labels in target_eval:
+    predictions.append(np.argmax(model.predict_on_batch(images), axis=1))
+    labels.append(np.asarray(batch_labels))
+  confusion = metrics.confusion_matrix(
+      np.concatenate(labels), np.concatenate(predictions), domain.num_classes)
+  return {name: float(value) for name, value in zip(
+      domain.class_names, metrics.per_class_accuracy(confusion))}
 
 
 def _run_record(settings, data, steps):
@@ -374,9 +393,4 @@ def save_model(model, path, strategy=None):
         os.remove(staging)
 
 
-def write_json(path, value):
-  """Writes JSON atomically (staging file, then rename)."""
-  staging = f"{path}.{os.getpid()}.tmp"
-  with open(staging, "w") as f:
-    json.dump(value, f, indent=2)
-  os.replace(staging, path)
+write_json = run_files.write_json

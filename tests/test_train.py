@@ -75,3 +75,33 @@ def test_bad_flags_stop_before_training(tmp_path, args, message):
   assert result.returncode != 0
   assert message in result.stderr, result.stderr[-2000:]
   assert not (model_dir / "metrics.csv").exists()
+
+
+@pytest.mark.e2e
+def test_frozen_backbone_run_exports_and_evaluates_on_images(tmp_path):
+  model_dir, export_dir = tmp_path / "run", tmp_path / "export"
+  result = train("--flagfile=flags/default.cfg", f"--model_dir={model_dir}",
+                 f"--export_dir={export_dir}", "--freeze_backbone",
+                 "--nowith_baseline", *SHORT)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert (model_dir / "backbone.keras").is_file()
+  assert os.listdir(model_dir / "feature_cache")
+  info = json.loads((model_dir / "run_info.json").read_text())
+  assert sorted(info["per_class_accuracy"]) == sorted(
+      ["disc", "square", "triangle", "cross", "ring", "bar"])
+  # The heads take features; evaluation and the export put the backbone back.
+  evaluation = subprocess.run(
+      [sys.executable, "-m", "srdc_tf.evaluate", f"--model_dir={model_dir}",
+       "--target=synthetic:target", "--synthetic_examples_per_class=20",
+       f"--output_dir={tmp_path / 'eval'}"], cwd=REPO, capture_output=True,
+      text=True, timeout=300)
+  assert evaluation.returncode == 0, evaluation.stderr[-3000:]
+  summary = pd.read_csv(tmp_path / "eval" / "summary.csv")
+  assert summary["top1_accuracy"].iloc[0] == pytest.approx(
+      info["target_accuracy"], abs=1e-6)
+  exported = subprocess.run(
+      [sys.executable, "-m", "srdc_tf.export", f"--model_dir={model_dir}",
+       f"--export_dir={export_dir}"], cwd=REPO, capture_output=True,
+      text=True, timeout=300)
+  assert exported.returncode == 0, exported.stderr[-3000:]
+  assert sorted(os.listdir(export_dir)) == ["1", "2"]
