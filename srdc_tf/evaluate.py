@@ -13,6 +13,8 @@ confusion_matrix.csv) in --output_dir.
 from absl import app
 from absl import flags
 
+from srdc_tf import data_flags
+
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string("saved_model", None, "SavedModel version folder to "
@@ -22,11 +24,9 @@ flags.DEFINE_string("model_dir", None, "Training run directory whose "
 flags.DEFINE_string("target", None, "Spec of the labelled domain to score "
                     "on (as --target of srdc_tf.train).")
 flags.DEFINE_string("output_dir", None, "Where the CSV files go.")
-flags.DEFINE_string("data_root", None, "Folder that relative directory and "
-                    "image-list specs start from (default: $SRDC_DATA_ROOT).")
+data_flags.define_data_location_flags()
 flags.DEFINE_string("list_root", None, "Root of the paths in an image list "
                     "(default: the list's folder).")
-flags.DEFINE_string("tfds_data_dir", None, "TensorFlow Datasets data_dir.")
 flags.DEFINE_integer("batch_size", 128, "Examples per inference step.")
 flags.DEFINE_integer("synthetic_examples_per_class", None, "For synthetic "
                      "specs: images per class (as in training; unset: the "

@@ -14,7 +14,6 @@ import os
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from srdc_tf import callbacks as callbacks_lib
@@ -31,6 +30,8 @@ from srdc_tf.data import sources
 from srdc_tf.data import transforms
 from srdc_tf.data import validation
 from srdc_tf.models import backbones
+from srdc_tf.models import inference
+from srdc_tf.models import precision
 from srdc_tf.models import srdc_model
 
 
@@ -84,6 +85,7 @@ class RunSettings:
   deterministic: bool = False
   checkpoint_every_steps: int = 500
   worker_weights_dir: str = None
+  precision: str = "float32"
 
   @classmethod
   def from_flags(cls, flag_values):
@@ -179,7 +181,13 @@ def load_data(settings):
 
 def build_model(settings, data):
   """The `SRDCModel` a run trains (not compiled). On cached features it
-  has no backbone and takes the features."""
+  has no backbone and takes the features. Its layers compute in
+  `settings.precision` (see `models.precision`)."""
+  with precision.dtype_policy(settings.precision):
+    return _build_model(settings, data)
+
+
+def _build_model(settings, data):
   if data.frozen_backbone is not None:
     backbone, input_shape = None, data.source.images.shape[1:]
   else:
@@ -303,8 +311,8 @@ def run(settings, data, strategy):
   if data.target_eval is not data.target:
     skipped["target_eval"] = list(data.target_eval.skipped)
   result = {"target_accuracy": accuracy,
-            "per_class_accuracy": _per_class_accuracy(model, target_eval,
-                                                     data.target_eval),
+            "per_class_accuracy": _per_class_accuracy(
+                model, data.target_eval, eval_batch, transform),
             "seconds": seconds, "export": export, "epochs": settings.epochs,
             "task": settings.task_name, "method": settings.method,
             "seed": settings.seed,
@@ -325,14 +333,15 @@ def run(settings, data, strategy):
 BACKUP_DIR = "backup"
 
 
-def _per_class_accuracy(model, target_eval, domain):
-  """Accuracy of every class of the scored target (VisDA-style tables)."""
-  labels, predictions = [], []
-  for images, batch_labels in target_eval:
-    predictions.append(np.argmax(model.predict_on_batch(images), axis=1))
-    labels.append(np.asarray(batch_labels))
-  confusion = metrics.confusion_matrix(
-      np.concatenate(labels), np.concatenate(predictions), domain.num_classes)
+def _per_class_accuracy(model, domain, batch_size, transform):
+  """Accuracy of every class of the scored target (VisDA-style tables).
+
+  Runs outside any replica context, like the per-epoch pass, so every
+  worker scores the whole set with the same weights."""
+  outputs = inference.extract(
+      model, pipeline.eval_dataset(domain, batch_size, transform))
+  confusion = metrics.confusion_matrix(outputs.labels, outputs.predictions,
+                                       domain.num_classes)
   return {name: float(value) for name, value in zip(
       domain.class_names, metrics.per_class_accuracy(confusion))}
 

@@ -13,6 +13,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from srdc_tf import data_flags
+
 FLAGS = flags.FLAGS
 
 # === Data ===
@@ -24,16 +26,11 @@ flags.DEFINE_string("target", None, "Target domain spec (labels only used "
 flags.DEFINE_string("target_eval", None, "Spec of the labelled target set "
                     "the model is scored on; default: --target itself "
                     "(transductive).")
-flags.DEFINE_string("data_root", None, "Folder that relative directory and "
-                    "image-list specs start from; default: $SRDC_DATA_ROOT, "
-                    "else the working directory.")
+data_flags.define_data_location_flags()
 flags.DEFINE_string("source_list_root", None, "Root of the paths in a source "
                     "image list (default: the list's folder).")
 flags.DEFINE_string("target_list_root", None, "Root of the paths in a target "
                     "image list (default: the list's folder).")
-flags.DEFINE_string("tfds_data_dir", None, "TensorFlow Datasets data_dir "
-                    "(default: $TFDS_DATA_DIR or ~/tensorflow_datasets). "
-                    "Nothing is downloaded.")
 flags.DEFINE_boolean("shared_classes", False, "Keep only the classes source "
                      "and target share instead of failing on a mismatch.")
 flags.DEFINE_integer("synthetic_examples_per_class", 300,
@@ -108,6 +105,11 @@ flags.DEFINE_string("strategy", "default", "default, mirrored or "
 flags.DEFINE_integer("num_cpu_devices", 0, "With --strategy=mirrored and "
                      "no GPU: logical CPU devices to mirror over.")
 flags.DEFINE_integer("verbose", 2, "Keras fit verbosity.")
+flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16"],
+                  "Compute dtype of the layers: mixed_bfloat16 computes in "
+                  "bfloat16 with float32 weights (faster on CPUs with "
+                  "AVX512-BF16/AMX); losses, logits, centres and the "
+                  "per-epoch state stay float32.")
 flags.DEFINE_boolean("deterministic", False, "Deterministic kernels "
                      "(tf.config.experimental.enable_op_determinism): the "
                      "same seed gives the same weights, also across a "
