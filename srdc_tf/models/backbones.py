@@ -87,6 +87,8 @@ def build_backbone(name, input_shape, weights=None, trainable=True,
       layer.trainable = False
   else:
     body.trainable = trainable
-  x = preprocessing.ImagePreprocessing(mode, name="preprocessing")(inputs)
+  # float32 pixel arithmetic also under a mixed policy (the body casts).
+  x = preprocessing.ImagePreprocessing(mode, dtype="float32",
+                                       name="preprocessing")(inputs)
   outputs = body(x)
   return keras.Model(inputs, outputs, name="backbone")

@@ -112,7 +112,9 @@ class SRDCModel(keras.Model):
     # Synchronised so that replicas of a MirroredStrategy share statistics.
     self.fc1_norm = keras.layers.BatchNormalization(
         momentum=0.9, epsilon=1e-5, synchronized=True, name="fc1_norm")
-    self.fc2 = keras.layers.Dense(self.num_classes, name="fc2")
+    # float32 logits under a mixed policy: softmax and the losses need them.
+    self.fc2 = keras.layers.Dense(self.num_classes, dtype="float32",
+                                  name="fc2")
 
     self.loss_trackers = {
         name: keras.metrics.Mean(name=name) for name in ("loss",) + LOSS_TERMS}
@@ -132,30 +134,35 @@ class SRDCModel(keras.Model):
     self.fc1.build((None, feature_dim))
     self.fc1_norm.build((None, self.bottleneck_dim))
     self.fc2.build((None, self.bottleneck_dim))
+    # SRDC's state is float32 (int32) whatever the dtype policy, and is
+    # never autocast to a mixed policy's compute dtype when read.
     self.centres_f = self.add_weight(
         shape=(self.num_classes, feature_dim), initializer="zeros",
-        dtype="float32", name="centres_f")
+        dtype="float32", autocast=False, name="centres_f")
     self.centres_h = self.add_weight(
         shape=(self.num_classes, self.bottleneck_dim), initializer="zeros",
-        dtype="float32", name="centres_h")
+        dtype="float32", autocast=False, name="centres_h")
     self.target_pseudo_labels = self.add_weight(
         shape=(self.num_target_examples,), initializer="zeros",
-        dtype="int32", trainable=False, name="target_pseudo_labels")
+        dtype="int32", trainable=False, autocast=False,
+        name="target_pseudo_labels")
     self.source_weights = self.add_weight(
         shape=(self.num_source_examples,), initializer="ones",
-        dtype="float32", trainable=False, name="source_weights")
+        dtype="float32", trainable=False, autocast=False,
+        name="source_weights")
     self.penalty = self.add_weight(
         shape=(), initializer="zeros", dtype="float32", trainable=False,
-        name="penalty")
+        autocast=False, name="penalty")
     self.q_mix = self.add_weight(
         shape=(), initializer="zeros", dtype="float32", trainable=False,
-        name="q_mix")
+        autocast=False, name="q_mix")
     self.built = True
 
   # === Forward ===
 
   def embed(self, inputs, training=False):
-    """Returns `(f, h, logits)` for a batch of inputs."""
+    """Returns `(f, h, logits)` for a batch of inputs: `f` and `h` in the
+    compute dtype, the logits in float32."""
     f = inputs if self.backbone is None else self.backbone(
         inputs, training=training)
     h = keras.activations.relu(

@@ -1,0 +1,121 @@
+"""--precision=mixed_bfloat16: the layers compute in bfloat16, while the
+losses, logits, centres, per-sample tables and per-epoch state stay
+float32 (int32)."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from srdc_tf import callbacks as callbacks_lib
+from srdc_tf import runner
+from srdc_tf.data import pipeline
+from srdc_tf.models import precision
+from srdc_tf.models import srdc_model
+
+STATE_DTYPES = {"centres_f": "float32", "centres_h": "float32",
+                "source_weights": "float32", "penalty": "float32",
+                "q_mix": "float32", "target_pseudo_labels": "int32"}
+
+
+def _settings(**changes):
+  return runner.RunSettings(**{
+      "source": "synthetic:source", "target": "synthetic:target",
+      "model_dir": "", "synthetic_examples_per_class": 4, "image_size": 16,
+      "bottleneck_dim": 8, "batch_size": 8, "kmeans_iterations": 2,
+      "precision": "mixed_bfloat16", **changes})
+
+
+@pytest.fixture(name="mixed")
+def _mixed():
+  """A mixed_bfloat16 model, its data and a training batch."""
+  settings = _settings()
+  data = runner.load_data(settings)
+  model = runner.build_model(settings, data)
+  batch = next(iter(pipeline.train_dataset(
+      data.source, data.target, settings.batch_size, settings.transform)))
+  return settings, data, model, batch
+
+
+def _assert_state_dtypes(model):
+  for name, dtype in STATE_DTYPES.items():
+    variable = getattr(model, name)
+    assert variable.dtype == dtype, name
+    # Not autocast to bfloat16 when read inside the model's own call.
+    assert not variable._autocast, name  # pylint: disable=protected-access
+
+
+def test_build_model_restores_the_global_policy(mixed):
+  _, _, model, _ = mixed
+  assert keras.config.dtype_policy().name == "float32"
+  assert model.fc1.compute_dtype == "bfloat16"
+  assert model.fc1.kernel.dtype == "float32"  # float32 master weights.
+  assert model.backbone.get_layer("lenet").compute_dtype == "bfloat16"
+  # Pixel arithmetic and the logits in float32.
+  assert model.backbone.get_layer("preprocessing").compute_dtype == "float32"
+  assert model.fc2.compute_dtype == "float32"
+
+
+def test_forward_dtypes(mixed):
+  _, _, model, batch = mixed
+  f, h, logits = model.embed(batch["source_image"], training=False)
+  assert f.dtype == tf.bfloat16 and h.dtype == tf.bfloat16
+  assert logits.dtype == tf.float32
+
+
+@pytest.mark.parametrize("q_mix", [0.0, 1.0])
+def test_loss_terms_are_float32_and_finite(mixed, q_mix):
+  _, data, model, batch = mixed
+  rng = np.random.default_rng(0)
+  # Centres near the features, as the per-epoch update sets them.
+  f, h, _ = model.embed(batch["target_image"], training=False)
+  model.centres_f.assign(np.asarray(tf.cast(f, tf.float32))[:model.num_classes])
+  model.centres_h.assign(np.asarray(tf.cast(h, tf.float32))[:model.num_classes])
+  model.target_pseudo_labels.assign(rng.integers(
+      0, model.num_classes, len(data.target)).astype(np.int32))
+  model.source_weights.assign(rng.uniform(size=len(data.source)).astype(
+      np.float32))
+  model.penalty.assign(0.5)
+  model.q_mix.assign(q_mix)
+  total, terms, source_logits = model.compute_losses(batch, training=True)
+  assert total.dtype == tf.float32 and np.isfinite(float(total))
+  assert set(terms) == set(srdc_model.LOSS_TERMS)
+  for name, value in terms.items():
+    assert value.dtype == tf.float32, name
+    assert np.isfinite(float(value)), name
+  assert source_logits.dtype == tf.float32
+  _assert_state_dtypes(model)
+
+
+def test_short_fit_keeps_float32_state(mixed):
+  settings, data, model, _ = mixed
+  model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))
+  eval_batch = 16
+  epoch_state = callbacks_lib.EpochStateCallback(
+      pipeline.eval_dataset(data.source, eval_batch, settings.transform),
+      pipeline.eval_dataset(data.target, eval_batch, settings.transform),
+      epochs=2, kmeans_iterations=settings.kmeans_iterations)
+  history = model.fit(
+      pipeline.train_dataset(data.source, data.target, settings.batch_size,
+                             settings.transform),
+      epochs=2, steps_per_epoch=3, callbacks=[epoch_state], verbose=0)
+  for name in ("loss",) + srdc_model.LOSS_TERMS:
+    assert np.all(np.isfinite(history.history[name])), name
+  _assert_state_dtypes(model)
+  state = epoch_state.last_state
+  for field in ("centres_f", "centres_h", "source_weights",
+                "target_centroids_f", "source_centroids_f"):
+    assert getattr(state, field).dtype == tf.float32, field
+  assert state.pseudo_labels.dtype == tf.int32
+  source, target = epoch_state.last_outputs
+  for outputs in (source, target):
+    assert outputs.f.dtype == outputs.h.dtype == np.float32
+    assert outputs.logits.dtype == np.float32
+  assert all(v.dtype == "float32" for v in model.trainable_variables)
+
+
+def test_unknown_precision_is_rejected():
+  with pytest.raises(ValueError, match="got 'float16'"):
+    runner.build_model(_settings(precision="float16"),
+                       runner.load_data(_settings()))
+  assert keras.config.dtype_policy().name == "float32"
