@@ -328,8 +328,10 @@ class SRDCModel(keras.Model):
     # more than one worker for a dict batch ("Attempt to convert a value
     # ({'source_image': PerReplica...}) ... to a Tensor"). The model is built
     # in __init__ and compiled without losses or metrics, so only the
-    # optimizer is left to build, which needs no data.
-    if (iterator is None or self._distribute_strategy is None
+    # optimizer is left to build, which needs no data. Without a strategy
+    # Keras would build it inside the first trace of the training step,
+    # and a trace that creates variables is traced twice.
+    if (iterator is None
         or not all(layer.built for layer in self._flatten_layers())):
       return super()._maybe_symbolic_build(iterator=iterator,
                                            data_batch=data_batch)
