@@ -4,6 +4,7 @@ import dataclasses
 
 import tensorflow as tf
 
+from srdc_tf.clustering import arrays
 from srdc_tf.clustering import centroids as centroids_lib
 from srdc_tf.clustering import kmeans as kmeans_lib
 from srdc_tf.clustering import source_weights as source_weights_lib
@@ -55,10 +56,21 @@ def compute_epoch_state(source_f, source_h, source_labels, target_f, target_h,
 
   Returns:
     An `EpochState`.
+
+  Cost: per level, one pass over the source features, one over the target
+  features per k-means iteration plus one (and one more for the initial
+  target centroids after the first epoch), and one over the source `f` for
+  the weights. Float32 features held in 64-byte aligned numpy arrays
+  (`arrays.aligned_empty`, what `inference.extract` returns) are read in
+  place, never copied; other inputs are converted once.
   """
   if centre_init not in CENTRE_INITS:
     raise ValueError(
         f"centre_init must be one of {CENTRE_INITS}, got {centre_init!r}")
+  source_f, source_h, target_f, target_h = map(
+      arrays.as_float32, (source_f, source_h, target_f, target_h))
+  source_labels = tf.cast(source_labels, tf.int32)
+  target_predictions = tf.cast(target_predictions, tf.int32)
   centres = {}
   pseudo_labels = None
   target_centroids_f = source_centroids_f = None

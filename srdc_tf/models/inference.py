@@ -5,6 +5,8 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from srdc_tf.clustering import arrays
+
 
 @dataclasses.dataclass(frozen=True)
 class DomainOutputs:
@@ -21,7 +23,9 @@ class DomainOutputs:
 
 def extract(model, dataset):
   """Runs `model.embed` in inference mode over `(image, label, index)`
-  batches and returns the outputs ordered by index.
+  batches and returns the outputs ordered by index, as 64-byte aligned
+  arrays that the per-epoch clustering reads without copying them
+  (`clustering.arrays`).
 
   Outside a replica context the model's mirrored variables read as this
   worker's copy, which holds the same values on every worker (the same
@@ -50,6 +54,19 @@ def extract(model, dataset):
                        ("labels", labels), ("index", indices)):
       parts[key].append(np.asarray(tf.cast(value, tf.float32)
                                    if key in ("f", "h", "logits") else value))
-  merged = {key: np.concatenate(value) for key, value in parts.items()}
-  order = np.argsort(merged.pop("index"), kind="stable")
-  return DomainOutputs(**{key: value[order] for key, value in merged.items()})
+  # Where each example goes: its rank by index.
+  indices = np.concatenate(parts.pop("index"))
+  rank = np.empty(len(indices), np.int64)
+  rank[np.argsort(indices, kind="stable")] = np.arange(len(indices))
+  outputs = {}
+  for key, batches in parts.items():
+    # Each batch is written straight to its rows (no concatenated copy) of
+    # an aligned array, which the per-epoch clustering reads in place.
+    outputs[key] = arrays.aligned_empty(
+        (len(indices),) + batches[0].shape[1:], batches[0].dtype)
+    start = 0
+    for batch in batches:
+      outputs[key][rank[start:start + len(batch)]] = batch
+      start += len(batch)
+    batches.clear()
+  return DomainOutputs(**outputs)
