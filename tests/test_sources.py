@@ -193,9 +193,11 @@ def test_every_flagfile_parses(flagfile):
   from absl import flags as absl_flags
   from srdc_tf import train  # pylint: disable=unused-import
   values = absl_flags.FlagValues()
-  for name, flag in absl_flags.FLAGS._flags().items():  # pylint: disable=protected-access
-    if name == flag.name and name in train.FLAGS and flag.name not in values:
-      values[name] = flag
+  # Only the trainer's own flags: other binaries' required flags may be
+  # registered in this process too.
+  for module in (train.__name__, "srdc_tf.data_flags"):
+    for flag in absl_flags.FLAGS.get_flags_for_module(module):
+      values[flag.name] = flag
   values(["train", f"--flagfile={os.path.join(REPO, flagfile)}",
           "--model_dir=/tmp/unused"])
   assert values.source and values.target
