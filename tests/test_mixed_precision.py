@@ -10,6 +10,7 @@ import tensorflow as tf
 from srdc_tf import callbacks as callbacks_lib
 from srdc_tf import runner
 from srdc_tf.data import pipeline
+from srdc_tf.models import backbones
 from srdc_tf.models import precision
 from srdc_tf.models import srdc_model
 
@@ -50,16 +51,47 @@ def test_build_model_restores_the_global_policy(mixed):
   assert keras.config.dtype_policy().name == "float32"
   assert model.fc1.compute_dtype == "bfloat16"
   assert model.fc1.kernel.dtype == "float32"  # float32 master weights.
-  assert model.backbone.get_layer("lenet").compute_dtype == "bfloat16"
+  body = model.backbone.get_layer("lenet")
+  assert body.get_layer("conv1").compute_dtype == "bfloat16"
+  assert body.get_layer("fc").compute_dtype == "bfloat16"
+  # Activations (and BatchNorm, adds) in float32: faster on CPU.
+  assert body.get_layer("relu1").compute_dtype == "float32"
   # Pixel arithmetic and the logits in float32.
   assert model.backbone.get_layer("preprocessing").compute_dtype == "float32"
   assert model.fc2.compute_dtype == "float32"
 
 
+def test_backbone_policies_are_saved(mixed, tmp_path):
+  _, _, model, _ = mixed
+  path = str(tmp_path / "model.keras")
+  model.save(path)
+  loaded = keras.saving.load_model(path)
+  body = loaded.backbone.get_layer("lenet")
+  assert body.get_layer("conv1").compute_dtype == "bfloat16"
+  assert body.get_layer("relu1").compute_dtype == "float32"
+  assert loaded.fc1.compute_dtype == "bfloat16"
+  assert loaded.fc2.compute_dtype == "float32"
+
+
+@pytest.mark.parametrize("name", ["resnet50", "mobilenet_v2"])
+def test_imagenet_backbones_keep_convolutions_in_bfloat16(name):
+  with precision.dtype_policy("mixed_bfloat16"):
+    backbone = backbones.build_backbone(name, (32, 32, 3))
+  policies = {}
+  for layer in backbone._flatten_layers(include_self=False):  # pylint: disable=protected-access
+    policies.setdefault(type(layer).__name__, set()).add(layer.compute_dtype)
+  assert policies["Conv2D"] == {"bfloat16"}
+  assert policies["BatchNormalization"] == {"float32"}
+  activations = policies.get("Activation", set()) | policies.get("ReLU", set())
+  assert activations == {"float32"}
+  assert keras.config.dtype_policy().name == "float32"
+
+
 def test_forward_dtypes(mixed):
   _, _, model, batch = mixed
   f, h, logits = model.embed(batch["source_image"], training=False)
-  assert f.dtype == tf.bfloat16 and h.dtype == tf.bfloat16
+  assert f.dtype in (tf.bfloat16, tf.float32)  # The last backbone layer's.
+  assert h.dtype == tf.bfloat16  # fc1 and its BatchNorm compute in bf16.
   assert logits.dtype == tf.float32
 
 

@@ -4,6 +4,7 @@ import os
 
 import keras
 
+from srdc_tf.models import precision
 from srdc_tf.models import preprocessing
 
 BACKBONES = ("lenet", "mobilenet_v2", "resnet50")
@@ -79,6 +80,8 @@ def build_backbone(name, input_shape, weights=None, trainable=True,
     # Keras 3 weight files match layers by position, so load into the
     # architecture itself before it is wrapped.
     _load_weights(body, weights, name)
+  if keras.config.dtype_policy().compute_dtype == "bfloat16":
+    precision.compute_elementwise_in_float32(body)
   if trainable and trainable_layers is not None:
     if trainable_layers < 0:
       raise ValueError(

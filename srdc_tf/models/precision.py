@@ -3,7 +3,8 @@
 Under `mixed_bfloat16` the layers compute in bfloat16 and keep float32
 weights. `SRDCModel` keeps in float32 what must not lose precision: the
 logits (fc2), the losses, q, the centres, the per-sample tables and the
-per-epoch state.
+per-epoch state. In the backbones, only the convolutions and dense layers
+compute in bfloat16 (see `compute_elementwise_in_float32`).
 """
 
 import contextlib
@@ -11,6 +12,14 @@ import contextlib
 import keras
 
 PRECISIONS = ("float32", "mixed_bfloat16")
+
+# On CPU only TensorFlow's convolutions and matmuls gain from bfloat16
+# (oneDNN's AVX512-BF16/AMX kernels); its bfloat16 kernels for these
+# layers are slower than the float32 ones, and BatchNormalization casts to
+# float32 anyway (docs/performance.md).
+ELEMENTWISE_LAYERS = (keras.layers.BatchNormalization,
+                      keras.layers.Activation, keras.layers.ReLU,
+                      keras.layers.Add)
 
 
 @contextlib.contextmanager
@@ -34,3 +43,21 @@ def dtype_policy(precision):
     yield
   finally:
     keras.config.set_dtype_policy(previous)
+
+
+def compute_elementwise_in_float32(model):
+  """Sets the normalisation, activation and add layers of `model` (nested
+  ones too) to compute in float32 when they compute in bfloat16; the
+  convolutions keep bfloat16 and cast their inputs. The policies are saved
+  with the model.
+
+  Returns:
+    The number of layers changed.
+  """
+  changed = 0
+  for layer in model._flatten_layers(include_self=False):  # pylint: disable=protected-access
+    if (isinstance(layer, ELEMENTWISE_LAYERS)
+        and layer.dtype_policy.compute_dtype == "bfloat16"):
+      layer.dtype_policy = keras.DTypePolicy("float32")
+      changed += 1
+  return changed

@@ -108,10 +108,14 @@ class SRDCModel(keras.Model):
     self.weight_decay = float(weight_decay)
     self.backbone_lr_multiplier = float(backbone_lr_multiplier)
 
-    self.fc1 = keras.layers.Dense(self.bottleneck_dim, name="fc1")
+    # The model's own dtype policy (saved in its config), so that a loaded
+    # model computes like the trained one whatever the global policy.
+    self.fc1 = keras.layers.Dense(self.bottleneck_dim,
+                                  dtype=self.dtype_policy, name="fc1")
     # Synchronised so that replicas of a MirroredStrategy share statistics.
     self.fc1_norm = keras.layers.BatchNormalization(
-        momentum=0.9, epsilon=1e-5, synchronized=True, name="fc1_norm")
+        momentum=0.9, epsilon=1e-5, synchronized=True,
+        dtype=self.dtype_policy, name="fc1_norm")
     # float32 logits under a mixed policy: softmax and the losses need them.
     self.fc2 = keras.layers.Dense(self.num_classes, dtype="float32",
                                   name="fc2")
