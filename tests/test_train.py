@@ -105,3 +105,54 @@ def test_frozen_backbone_run_exports_and_evaluates_on_images(tmp_path):
       text=True, timeout=300)
   assert exported.returncode == 0, exported.stderr[-3000:]
   assert sorted(os.listdir(export_dir)) == ["1", "2"]
+
+
+SHARED = os.environ.get("SRDC_SHARED_DIR",
+                        os.path.join(os.path.dirname(REPO), "shared"))
+TFDS_DIR = os.path.join(SHARED, "data", "tfds")
+MOBILENET = os.path.join(SHARED, "weights",
+                         "mobilenet_v2_imagenet_notop.weights.h5")
+
+
+@pytest.mark.e2e
+@pytest.mark.shared_data
+@pytest.mark.skipif(not os.path.isdir(os.path.join(TFDS_DIR, "usps")),
+                    reason=f"no prepared MNIST/USPS under {TFDS_DIR}")
+def test_digits_flagfile_short_form(tmp_path):
+  """flags/digits/usps2mnist.cfg on the real data; the full form is
+  benchmarks/accuracy_digits.sh."""
+  model_dir = tmp_path / "run"
+  result = train("--flagfile=flags/digits/usps2mnist.cfg",
+                 f"--tfds_data_dir={TFDS_DIR}", f"--model_dir={model_dir}",
+                 "--export_dir=", *([] if FULL else
+                                    # Adapt on the 10k test split, not 60k.
+                                    ["--target=tfds:mnist:test", "--epochs=2",
+                                     "--steps_per_epoch=20"]))
+  assert result.returncode == 0, result.stderr[-3000:]
+  info = json.loads((model_dir / "run_info.json").read_text())
+  assert info["task"] == "digits/usps2mnist"
+  assert len(info["per_class_accuracy"]) == 10
+  # Even two short epochs learn digits: far above chance (10%).
+  assert info["target_accuracy"] > 0.3
+
+
+@pytest.mark.e2e
+@pytest.mark.shared_data
+@pytest.mark.skipif(not (os.path.isdir(os.path.join(SHARED, "data",
+                                                    "office31"))
+                         and os.path.isfile(MOBILENET)),
+                    reason=f"no Office-31 or MobileNetV2 weights under {SHARED}")
+def test_office31_flagfile_short_form(tmp_path):
+  """flags/office31/d2w.cfg with the frozen offline MobileNetV2 (the
+  smallest task); the full form is benchmarks/accuracy_office31.sh."""
+  model_dir = tmp_path / "run"
+  result = train("--flagfile=flags/office31/d2w.cfg",
+                 f"--data_root={os.path.join(SHARED, 'data')}",
+                 "--backbone=mobilenet_v2", f"--weights={MOBILENET}",
+                 "--freeze_backbone", f"--model_dir={model_dir}",
+                 "--export_dir=", *([] if FULL else ["--epochs=1"]))
+  assert result.returncode == 0, result.stderr[-3000:]
+  info = json.loads((model_dir / "run_info.json").read_text())
+  assert info["task"] == "office31/d2w"
+  assert len(info["per_class_accuracy"]) == 31
+  assert info["target_accuracy"] > 0.5  # Chance is 3%.
