@@ -16,7 +16,7 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 # On CPU only TensorFlow's convolutions and matmuls gain from bfloat16
 # (oneDNN's AVX512-BF16/AMX kernels); its bfloat16 kernels for these
 # layers are slower than the float32 ones, and BatchNormalization casts to
-# float32 anyway (docs/performance.md).
+# float32 anyway (README, Performance).
 ELEMENTWISE_LAYERS = (keras.layers.BatchNormalization,
                       keras.layers.Activation, keras.layers.ReLU,
                       keras.layers.Add)
