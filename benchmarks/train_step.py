@@ -6,9 +6,9 @@ repeats, so no input pipeline is timed. Each step takes `--batch_size`
 source plus `--batch_size` target images: images/s counts both. After
 `--warmup_steps` (the first traces the step), the precisions take turns for
 `--rounds` rounds of `--steps` steps (the machine may be shared: its load
-then changes alike for all), and the figure is the median step. Inference
-is `model.embed(training=False)` (what the per-epoch pass runs) as a
-tf.function on `--inference_batch` images.
+then changes alike for all); the figures are the median and the fastest
+step. Inference is `model.embed(training=False)` (what the per-epoch pass
+runs) as a tf.function on `--inference_batch` images.
 
   python benchmarks/train_step.py --backbone=resnet50 --image_size=224 \
       --batch_size=16 --precisions=float32,mixed_bfloat16
