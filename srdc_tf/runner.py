@@ -52,6 +52,8 @@ class RunSettings:
   image_size: int = 32
   resize_size: int = None
   random_flip: bool = False
+  random_translate: int = 0
+  random_rotation: float = 0.0
   channels: int = 3
   backbone: str = "lenet"
   weights: str = None
@@ -121,7 +123,9 @@ class RunSettings:
   def transform(self):
     return transforms.ImageTransform(
         image_size=self.image_size, channels=self.channels,
-        resize_size=self.resize_size, random_flip=self.random_flip)
+        resize_size=self.resize_size, random_flip=self.random_flip,
+        random_translate=self.random_translate,
+        random_rotation=self.random_rotation)
 
 
 @dataclasses.dataclass(frozen=True)

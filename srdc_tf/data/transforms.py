@@ -1,7 +1,9 @@
 """Image resizing and augmentation, as SRDC.md prescribes."""
 
 import dataclasses
+import math
 
+import keras
 import tensorflow as tf
 
 
@@ -19,11 +21,17 @@ class ImageTransform:
     channels: 1 or 3.
     resize_size: shorter side before cropping, or None.
     random_flip: random horizontal flips in training.
+    random_translate: in training, shift by up to this many pixels in each
+      direction (pad with zeros, crop at random: the digit protocol of SHOT).
+    random_rotation: in training, rotate about the centre by an angle drawn
+      uniformly from +-this many degrees (corners filled with zeros).
   """
   image_size: int
   channels: int = 3
   resize_size: int = None
   random_flip: bool = False
+  random_translate: int = 0
+  random_rotation: float = 0.0
 
   def __post_init__(self):
     if self.image_size <= 0:
@@ -34,6 +42,13 @@ class ImageTransform:
       raise ValueError(
           f"resize_size {self.resize_size} is smaller than image_size "
           f"{self.image_size}")
+    if self.random_translate < 0:
+      raise ValueError(
+          f"random_translate must be >= 0, got {self.random_translate!r}")
+    if not 0.0 <= self.random_rotation <= 180.0:
+      raise ValueError(
+          f"random_rotation must be in [0, 180] degrees, got "
+          f"{self.random_rotation!r}")
 
   @property
   def shape(self):
@@ -61,7 +76,24 @@ class ImageTransform:
           image, self.shape, seed=seed)
     if self.random_flip:
       image = tf.image.stateless_random_flip_left_right(image, seed=seed + 1)
+    if self.random_translate:
+      image = self._translate(image, seed + 2)
+    if self.random_rotation:
+      image = self._rotate(image, seed + 3)
     return tf.ensure_shape(tf.cast(image, tf.float32), self.shape)
+
+  def _translate(self, image, seed):
+    pad = self.random_translate
+    image = tf.pad(tf.cast(image, tf.float32), [[pad, pad], [pad, pad], [0, 0]])
+    return tf.image.stateless_random_crop(image, self.shape, seed=seed)
+
+  def _rotate(self, image, seed):
+    limit = math.radians(self.random_rotation)
+    angle = tf.random.stateless_uniform([], seed, -limit, limit)
+    transform = rotation_transform(angle, self.image_size)
+    return keras.ops.image.affine_transform(
+        tf.cast(image, tf.float32), transform, interpolation="bilinear",
+        fill_mode="constant", fill_value=0.0, data_format="channels_last")
 
   def eval(self, image):
     """Evaluation view: resize (and centre crop), no randomness."""
@@ -74,3 +106,24 @@ class ImageTransform:
       left = (shape[1] - self.image_size) // 2
       image = image[top:top + self.image_size, left:left + self.image_size]
     return tf.ensure_shape(tf.cast(image, tf.float32), self.shape)
+
+
+def rotation_transform(angle, size):
+  """The affine transform that rotates a square image about its centre.
+
+  Args:
+    angle: scalar angle in radians (counter-clockwise as displayed).
+    size: side of the square image, in pixels.
+
+  Returns:
+    A `[8]` float32 tensor `[a0, a1, a2, b0, b1, b2, 0, 0]` in the format of
+    `keras.ops.image.affine_transform`: it maps each output pixel `(x, y)`
+    to the input point `(a0 x + a1 y + a2, b0 x + b1 y + b2)`.
+  """
+  angle = tf.cast(angle, tf.float32)
+  centre = (size - 1) / 2.0
+  cos, sin = tf.cos(angle), tf.sin(angle)
+  return tf.stack([
+      cos, -sin, centre - cos * centre + sin * centre,
+      sin, cos, centre - sin * centre - cos * centre,
+      tf.constant(0.0), tf.constant(0.0)])

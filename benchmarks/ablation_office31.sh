@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# SRDC.md's ablation on Office-31's four hard tasks (A->W, A->D, D->A, W->A):
+# full SRDC against SRDC without structural source regularisation, without
+# feature-level clustering, and without soft source selection, 3 seeds, on
+# cached features of the frozen ImageNet MobileNetV2 like
+# accuracy_office31.sh (whose runs give the full-SRDC and source-only rows:
+# pass its output folder to share them and the feature cache).
+#   SRDC_DATA_ROOT=<folder holding office31/> MOBILENET_WEIGHTS=<file> \
+#     bash benchmarks/ablation_office31.sh [runs/office31] [epochs]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-runs/office31}
+epochs=${2:-50}
+python=${PYTHON:-.venv/bin/python}
+: "${SRDC_DATA_ROOT:?set SRDC_DATA_ROOT to the folder that holds office31/}"
+: "${MOBILENET_WEIGHTS:?set MOBILENET_WEIGHTS to mobilenet_v2_imagenet_notop.weights.h5}"
+for seed in 0 1 2; do
+  for ablation in nosource_regularization nofeature_clustering nosoft_selection; do
+    for task in a2w a2d d2a w2a; do
+      dir="$out/ablation/$ablation/$task/seed$seed"
+      [ -f "$dir/summary.json" ] && continue
+      "$python" -m srdc_tf.train --flagfile="flags/office31/$task.cfg" \
+        --backbone=mobilenet_v2 --weights="$MOBILENET_WEIGHTS" \
+        --freeze_backbone --feature_cache_dir="$out/feature_cache" \
+        --epochs="$epochs" --seed="$seed" --"$ablation" --verbose=0 \
+        --model_dir="$dir" --export_dir= 2>&1 | grep -A3 "=== Target"
+    done
+  done
+done
+"$python" -m srdc_tf.report --run_dirs="$out" --output="$out/table"

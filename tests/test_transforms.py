@@ -1,0 +1,111 @@
+"""Tests of srdc_tf.data.transforms: resizing and augmentation."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from srdc_tf.data import transforms
+
+
+def _dot(size=9, row=1, col=7):
+  image = np.zeros((size, size, 1), np.uint8)
+  image[row, col] = 255
+  return image
+
+
+def _ink(image):
+  return [tuple(int(v) for v in p)
+          for p in np.argwhere(np.asarray(image)[..., 0] > 127)]
+
+
+@pytest.mark.parametrize("degrees, expected", [
+    (0.0, (1, 7)),
+    # (row 1, col 7) is 3 right of and 3 above the centre (4, 4); a quarter
+    # turn counter-clockwise puts it 3 above and 3 left of it: (1, 1).
+    (90.0, (1, 1)),
+    (180.0, (7, 1)),
+    (-90.0, (7, 7)),
+])
+def test_rotation_transform_turns_about_the_centre(degrees, expected):
+  transform = transforms.rotation_transform(math.radians(degrees), 9)
+  out = keras.ops.image.affine_transform(
+      _dot().astype(np.float32), transform, interpolation="nearest",
+      fill_mode="constant", data_format="channels_last")
+  assert _ink(out) == [expected]
+
+
+def test_rotation_transform_matches_hand_computation():
+  angle = 0.3
+  got = transforms.rotation_transform(angle, 5).numpy()
+  c, s = math.cos(angle), math.sin(angle)
+  np.testing.assert_allclose(
+      got, [c, -s, 2 - 2 * c + 2 * s, s, c, 2 - 2 * s - 2 * c, 0, 0],
+      rtol=1e-6, atol=1e-6)
+
+
+def test_translation_shifts_without_wrapping():
+  transform = transforms.ImageTransform(9, channels=1, random_translate=2)
+  shifts = set()
+  for seed in range(40):
+    ink = _ink(transform.train(_dot(row=4, col=4), tf.constant([seed, 0])))
+    assert len(ink) == 1
+    shifts.add((ink[0][0] - 4, ink[0][1] - 4))
+  assert shifts <= {(dr, dc) for dr in range(-2, 3) for dc in range(-2, 3)}
+  assert len(shifts) > 10
+
+
+def test_translation_can_push_content_out_of_the_frame():
+  transform = transforms.ImageTransform(9, channels=1, random_translate=2)
+  empty = sum(
+      not _ink(transform.train(_dot(row=0, col=0), tf.constant([seed, 1])))
+      for seed in range(40))
+  assert empty > 0  # zero padding, not wrap-around or reflection
+
+
+@pytest.mark.parametrize("fields", [
+    {"random_translate": 3},
+    {"random_rotation": 15.0},
+    {"random_translate": 2, "random_rotation": 10.0, "random_flip": True},
+])
+def test_augmentation_is_seeded_and_leaves_eval_alone(fields):
+  transform = transforms.ImageTransform(16, channels=1, **fields)
+  image = np.random.default_rng(0).integers(0, 256, (16, 16, 1), np.uint8)
+  first = transform.train(image, tf.constant([3, 4])).numpy()
+  np.testing.assert_array_equal(
+      first, transform.train(image, tf.constant([3, 4])).numpy())
+  others = [transform.train(image, tf.constant([s, 4])).numpy()
+            for s in range(5, 10)]
+  assert any(not np.array_equal(first, other) for other in others)
+  np.testing.assert_array_equal(transform.eval(image).numpy(), image)
+  assert first.dtype == np.float32 and first.shape == (16, 16, 1)
+
+
+def test_rotation_keeps_the_angle_within_bounds():
+  # A bar along the row through the centre turns by at most 10 degrees: its
+  # end pixels stay within tan(10 deg) * 7 rows of the centre row.
+  image = np.zeros((15, 15, 1), np.uint8)
+  image[7, :] = 255
+  transform = transforms.ImageTransform(15, channels=1, random_rotation=10.0)
+  limit = math.tan(math.radians(10.0)) * 7 + 1
+  tilted = 0
+  for seed in range(20):
+    out = transform.train(image, tf.constant([seed, 2])).numpy()[..., 0]
+    rows = np.argwhere(out > 127)[:, 0]
+    assert np.abs(rows - 7).max() <= limit
+    tilted += np.abs(rows - 7).max() >= 1
+  assert tilted > 0
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"random_translate": -1}, "random_translate must be >= 0, got -1"),
+    ({"random_rotation": 200.0}, "random_rotation must be in [0, 180]"),
+    ({"random_rotation": -5.0}, "got -5.0"),
+    ({"channels": 2}, "channels must be 1 or 3, got 2"),
+    ({"resize_size": 8}, "resize_size 8 is smaller than image_size 16"),
+])
+def test_bad_fields_are_named(fields, message):
+  with pytest.raises(ValueError, match=message.replace("[", r"\[")):
+    transforms.ImageTransform(16, **fields)
