@@ -6,6 +6,7 @@
 # accuracy_office31.sh (whose runs give the full-SRDC and source-only rows:
 # pass its output folder to share them and the feature cache).
 #   SRDC_DATA_ROOT=<folder holding office31/> MOBILENET_WEIGHTS=<file> \
+#     [SEEDS="0 1 2"] [ABLATIONS="nosource_regularization ..."] \
 #     bash benchmarks/ablation_office31.sh [runs/office31] [epochs]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,8 +15,9 @@ epochs=${2:-50}
 python=${PYTHON:-.venv/bin/python}
 : "${SRDC_DATA_ROOT:?set SRDC_DATA_ROOT to the folder that holds office31/}"
 : "${MOBILENET_WEIGHTS:?set MOBILENET_WEIGHTS to mobilenet_v2_imagenet_notop.weights.h5}"
-for seed in 0 1 2; do
-  for ablation in nosource_regularization nofeature_clustering nosoft_selection; do
+seeds=${SEEDS:-0 1 2}
+for seed in $seeds; do
+  for ablation in ${ABLATIONS:-nosource_regularization nofeature_clustering nosoft_selection}; do
     for task in a2w a2d d2a w2a; do
       dir="$out/ablation/$ablation/$task/seed$seed"
       [ -f "$dir/summary.json" ] && continue
@@ -27,4 +29,5 @@ for seed in 0 1 2; do
     done
   done
 done
-"$python" -m srdc_tf.report --run_dirs="$out" --output="$out/table"
+"$python" -m srdc_tf.report --run_dirs="$out" --output="$out/ablation_table" \
+  --tasks=office31/a2w,office31/a2d,office31/d2a,office31/w2a

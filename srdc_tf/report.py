@@ -21,6 +21,10 @@ flags.DEFINE_list("run_dirs", None, "Folders searched (recursively) for "
 flags.DEFINE_string("output", None, "Output prefix for .csv and .md.")
 flags.DEFINE_boolean("per_class", False, "Also write the per-class accuracy "
                      "table (VisDA-style) as <output>_per_class.csv/.md.")
+flags.DEFINE_list("tasks", None, "Only these tasks, as columns in this "
+                  "order (e.g. the four hard Office-31 tasks of an "
+                  "ablation); unset: every task found.")
+flags.DEFINE_list("seeds", None, "Only runs with these seeds; unset: all.")
 flags.mark_flags_as_required(["run_dirs", "output"])
 
 
@@ -53,6 +57,42 @@ def collect_runs(run_dirs):
   return pd.DataFrame(rows)
 
 
+def select_runs(runs, tasks=None, seeds=None):
+  """The runs of some tasks and seeds, tasks in the order given.
+
+  Args:
+    runs: the frame of `collect_runs`.
+    tasks: task names to keep, or None for all.
+    seeds: seeds (ints or strings) to keep, or None for all.
+
+  Returns:
+    The selected rows, with `task` an ordered categorical when `tasks` is
+    given, so that tables list the tasks in that order.
+
+  Raises:
+    ValueError: a task or seed that no run has, naming it and what exists.
+  """
+  if tasks:
+    missing = sorted(set(tasks) - set(runs["task"]))
+    if missing:
+      raise ValueError(f"--tasks: no runs of {missing}; tasks found: "
+                       f"{sorted(set(runs['task']))}")
+    runs = runs[runs["task"].isin(tasks)].copy()
+    runs["task"] = pd.Categorical(runs["task"], categories=list(tasks),
+                                  ordered=True)
+  if seeds:
+    try:
+      wanted = {int(seed) for seed in seeds}
+    except ValueError as error:
+      raise ValueError(f"--seeds must be integers, got {seeds!r}") from error
+    missing = sorted(wanted - set(runs["seed"]))
+    if missing:
+      raise ValueError(f"--seeds: no runs with seed {missing}; seeds found: "
+                       f"{sorted(set(runs['seed']))}")
+    runs = runs[runs["seed"].isin(wanted)]
+  return runs
+
+
 def results_table(runs):
   """Paper-style table: rows methods, columns tasks and Avg.
 
@@ -64,7 +104,7 @@ def results_table(runs):
     the tasks of the per-task means (and is left empty for a method that
     lacks a task).
   """
-  grouped = runs.groupby(["method", "task"])["accuracy"]
+  grouped = runs.groupby(["method", "task"], observed=True)["accuracy"]
   mean = grouped.mean().unstack("task")
   std = grouped.std(ddof=0).unstack("task")
   count = grouped.count().unstack("task")
@@ -112,7 +152,11 @@ def to_markdown(mean, std=None, count=None):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  runs = collect_runs(FLAGS.run_dirs)
+  try:
+    runs = select_runs(collect_runs(FLAGS.run_dirs), FLAGS.tasks,
+                       FLAGS.seeds)
+  except ValueError as error:
+    raise app.UsageError(str(error)) from error
   mean, std, count = results_table(runs)
   os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
   mean.round(2).to_csv(FLAGS.output + ".csv")

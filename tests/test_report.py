@@ -54,3 +54,27 @@ def test_per_class_table(tmp_path):
 def test_no_runs_is_an_error(tmp_path):
   with pytest.raises(ValueError, match="no run_info.json"):
     report.collect_runs([str(tmp_path)])
+
+
+def test_select_runs_keeps_tasks_in_order_and_seeds(tmp_path):
+  for seed in (0, 1):
+    for task, accuracy in (("a2w", 0.8), ("d2w", 0.9), ("w2a", 0.6)):
+      _run(tmp_path, task, "srdc", seed, accuracy + 0.1 * seed)
+  runs = report.select_runs(report.collect_runs([str(tmp_path)]),
+                            tasks=["w2a", "a2w"], seeds=["1"])
+  mean, _, count = report.results_table(runs)
+  assert list(mean.columns) == ["w2a", "a2w", "Avg"]
+  # Seed 1 only: w2a 70, a2w 90, Avg 80; d2w is left out of the Avg.
+  np.testing.assert_allclose(mean.loc["srdc"].tolist(), [70.0, 90.0, 80.0])
+  assert count.loc["srdc", "w2a"] == 1
+
+
+@pytest.mark.parametrize("tasks, seeds, message", [
+    (["a2w", "x2y"], None, r"--tasks: no runs of \['x2y'\]"),
+    (None, ["3"], r"--seeds: no runs with seed \[3\]"),
+    (None, ["one"], r"--seeds must be integers, got \['one'\]"),
+])
+def test_select_runs_names_what_is_missing(tmp_path, tasks, seeds, message):
+  _run(tmp_path, "a2w", "srdc", 0, 0.8)
+  with pytest.raises(ValueError, match=message):
+    report.select_runs(report.collect_runs([str(tmp_path)]), tasks, seeds)
