@@ -10,6 +10,7 @@ chief writes into `model_dir` and the export folder.
 """
 
 import dataclasses
+import json
 import os
 import time
 
@@ -324,7 +325,7 @@ def run(settings, data, strategy):
             "skipped_images": {name: len(items)
                                for name, items in skipped.items()}}
   if chief:
-    write_json(os.path.join(settings.model_dir, "run_info.json"),
+    write_json(os.path.join(settings.model_dir, RUN_INFO_FILE),
                {**result, "settings": dataclasses.asdict(settings),
                 "skipped_image_files": {
                     name: [dataclasses.asdict(item) for item in items]
@@ -335,6 +336,36 @@ def run(settings, data, strategy):
 
 
 BACKUP_DIR = "backup"
+RUN_INFO_FILE = "run_info.json"
+
+
+def finished_result(settings):
+  """The result of a run that already finished in `settings.model_dir` with
+  exactly these settings, or None.
+
+  `run` writes `run_info.json` last, after the model and its files, so its
+  presence means the run is complete. A run whose recorded settings differ
+  in anything (a file from another command) or whose file cannot be read
+  does not count: it is trained again.
+
+  Args:
+    settings: the `RunSettings` of the run.
+
+  Returns:
+    The dict `run` returned for it, or None.
+  """
+  path = os.path.join(settings.model_dir, RUN_INFO_FILE)
+  try:
+    with open(path) as f:
+      info = json.load(f)
+  except (OSError, ValueError):
+    return None
+  # Through JSON so that both sides have JSON's types (tuples as lists).
+  wanted = json.loads(json.dumps(dataclasses.asdict(settings)))
+  if not isinstance(info, dict) or info.get("settings") != wanted:
+    return None
+  return {key: value for key, value in info.items()
+          if key not in ("settings", "skipped_image_files")}
 
 
 def _per_class_accuracy(model, domain, batch_size, transform):

@@ -203,7 +203,14 @@ def main(argv):
           source_only=True,
           model_dir=os.path.join(settings.model_dir, "source_only"),
           export_dir="")
-      results["source_only"] = runner.run(baseline, data, strategy)
+      # A restarted command does not train its finished baseline again.
+      results["source_only"] = runner.finished_result(baseline)
+      if results["source_only"] is not None:
+        results["source_only"]["reused"] = True
+        logging.info("The source-only baseline in %s finished earlier with "
+                     "these settings; using its result.", baseline.model_dir)
+      else:
+        results["source_only"] = runner.run(baseline, data, strategy)
     name = "source_only" if FLAGS.source_only else "srdc"
     results[name] = runner.run(settings, data, strategy)
   except divergence.TrainingDivergedError as error:
@@ -212,6 +219,8 @@ def main(argv):
   for method, result in results.items():
     resumed = (f", resumed at step {result['resumed_from']}"
                if result["resumed_from"] else "")
+    if result.get("reused"):
+      resumed = ", finished earlier"
     print(f"{method:>12}: {100 * result['target_accuracy']:.1f}%  "
           f"(train {result['seconds']:.0f}s{resumed})")
   skipped = sum(next(iter(results.values()))["skipped_images"].values())

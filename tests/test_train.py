@@ -5,6 +5,7 @@ SRDC_FULL_TESTS=1 it runs the README's default command in full and checks
 that SRDC beats the source-only baseline on it.
 """
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -15,6 +16,7 @@ import pandas as pd
 import pytest
 
 import srdc_tf.models  # noqa: F401  Registers the classes model.keras names.
+from srdc_tf import runner
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FULL = os.environ.get("SRDC_FULL_TESTS") == "1"
@@ -53,6 +55,19 @@ def test_default_run_writes_everything(tmp_path):
   assert os.path.isdir(export_dir / "1")
   model = keras.models.load_model(model_dir / "model.keras")
   assert model.num_classes == 6
+  # Restarted, the command keeps its finished baseline and trains SRDC.
+  baseline_info = (model_dir / "source_only" / "run_info.json").read_text()
+  again = train("--flagfile=flags/default.cfg", f"--model_dir={model_dir}",
+                "--export_dir=", *([] if FULL else SHORT))
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert "finished earlier" in again.stdout
+  assert (model_dir / "source_only" / "run_info.json").read_text() == (
+      baseline_info)
+  resumed = json.loads((model_dir / "summary.json").read_text())
+  assert resumed["source_only"]["reused"] is True
+  assert resumed["source_only"]["target_accuracy"] == (
+      summary["source_only"]["target_accuracy"])
+  assert "reused" not in resumed["srdc"]
   if FULL:
     # The README's numbers: SRDC clearly beats source-only on the default.
     assert summary["srdc"]["target_accuracy"] > (
@@ -156,3 +171,19 @@ def test_office31_flagfile_short_form(tmp_path):
   assert info["task"] == "office31/d2w"
   assert len(info["per_class_accuracy"]) == 31
   assert info["target_accuracy"] > 0.5  # Chance is 3%.
+
+
+def test_finished_result_needs_the_same_settings(tmp_path):
+  settings = runner.RunSettings(source="synthetic:source",
+                                target="synthetic:target",
+                                model_dir=str(tmp_path), epochs=3)
+  assert runner.finished_result(settings) is None  # Nothing there yet.
+  (tmp_path / "run_info.json").write_text("{truncated")
+  assert runner.finished_result(settings) is None  # Unreadable: train again.
+  record = {"target_accuracy": 0.5, "seed": 0, "skipped_image_files": {},
+            "settings": dataclasses.asdict(settings)}
+  (tmp_path / "run_info.json").write_text(json.dumps(record))
+  assert runner.finished_result(settings) == {"target_accuracy": 0.5,
+                                              "seed": 0}
+  assert runner.finished_result(settings.replace(epochs=4)) is None
+  assert runner.finished_result(settings.replace(seed=1)) is None
