@@ -65,14 +65,16 @@ def test_translation_can_push_content_out_of_the_frame():
   assert empty > 0  # zero padding, not wrap-around or reflection
 
 
-@pytest.mark.parametrize("fields", [
-    {"random_translate": 3},
-    {"random_rotation": 15.0},
-    {"random_translate": 2, "random_rotation": 10.0, "random_flip": True},
+@pytest.mark.parametrize("fields, channels", [
+    ({"random_translate": 3}, 1),
+    ({"random_rotation": 15.0}, 1),
+    ({"random_translate": 2, "random_rotation": 10.0, "random_flip": True}, 1),
+    ({"random_translate": 2, "random_rotation": 10.0, "random_flip": True}, 3),
 ])
-def test_augmentation_is_seeded_and_leaves_eval_alone(fields):
-  transform = transforms.ImageTransform(16, channels=1, **fields)
-  image = np.random.default_rng(0).integers(0, 256, (16, 16, 1), np.uint8)
+def test_augmentation_is_seeded_and_leaves_eval_alone(fields, channels):
+  transform = transforms.ImageTransform(16, channels=channels, **fields)
+  image = np.random.default_rng(0).integers(0, 256, (16, 16, channels),
+                                            np.uint8)
   first = transform.train(image, tf.constant([3, 4])).numpy()
   np.testing.assert_array_equal(
       first, transform.train(image, tf.constant([3, 4])).numpy())
@@ -80,7 +82,7 @@ def test_augmentation_is_seeded_and_leaves_eval_alone(fields):
             for s in range(5, 10)]
   assert any(not np.array_equal(first, other) for other in others)
   np.testing.assert_array_equal(transform.eval(image).numpy(), image)
-  assert first.dtype == np.float32 and first.shape == (16, 16, 1)
+  assert first.dtype == np.float32 and first.shape == (16, 16, channels)
 
 
 def test_rotation_keeps_the_angle_within_bounds():
