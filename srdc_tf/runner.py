@@ -69,6 +69,7 @@ class RunSettings:
   feature_clustering: bool = True
   source_regularization: bool = True
   soft_selection: bool = True
+  recalibrate_batch_norm: bool = True
   kmeans_iterations: int = 5
   spherical_kmeans: bool = False
   centre_init: str = "mean"
@@ -109,6 +110,8 @@ class RunSettings:
         ("no_soft_selection", self.soft_selection)) if not on]
     if self.detach_q:
       ablations.append("detach_q")
+    if not self.recalibrate_batch_norm:
+      ablations.append("moving_bn_statistics")
     return "+".join(["srdc"] + ablations)
 
   @property
@@ -254,6 +257,12 @@ def run(settings, data, strategy):
         jit_compile=False)  # XLA halves CPU training speed.
   callbacks = [callbacks_lib.dao_learning_rate_scheduler(settings.lr,
                                                          settings.epochs)]
+  if settings.recalibrate_batch_norm:
+    # Before the state update and the validation that use them.
+    callbacks.append(callbacks_lib.BatchNormRecalibration(
+        pipeline.eval_dataset(
+            data.source if settings.source_only else data.target,
+            eval_batch, transform)))
   epoch_state = None
   if not settings.source_only:
     epoch_state = callbacks_lib.EpochStateCallback(

@@ -84,6 +84,12 @@ flags.DEFINE_boolean("feature_clustering", True,
 flags.DEFINE_boolean("source_regularization", True,
                      "Structural source terms at features f and h.")
 flags.DEFINE_boolean("soft_selection", True, "Soft source sample selection.")
+flags.DEFINE_boolean(
+    "recalibrate_batch_norm", True, "At the end of every epoch, set fc1's "
+    "BatchNorm inference statistics to the exact moments over the whole "
+    "un-augmented target (the source for --source_only) instead of the "
+    "moving averages of training batches (--norecalibrate_batch_norm: the "
+    "released code's behaviour).")
 flags.DEFINE_integer("kmeans_iterations", 5, "K-means iterations per epoch.")
 flags.DEFINE_boolean("spherical_kmeans", False, "Spherical k-means.")
 flags.DEFINE_enum("centre_init", "mean", ["mean", "target"],
