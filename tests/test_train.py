@@ -187,3 +187,18 @@ def test_finished_result_needs_the_same_settings(tmp_path):
                                               "seed": 0}
   assert runner.finished_result(settings.replace(epochs=4)) is None
   assert runner.finished_result(settings.replace(seed=1)) is None
+
+
+@pytest.mark.parametrize("changes, method", [
+    ({}, "srdc"),
+    ({"source_only": True}, "source_only"),
+    ({"source_regularization": False}, "srdc+no_source_regularization"),
+    ({"feature_clustering": False, "soft_selection": False},
+     "srdc+no_feature_clustering+no_soft_selection"),
+    ({"detach_q": True}, "srdc+detach_q"),
+    ({"recalibrate_batch_norm": False}, "srdc+moving_bn_statistics"),
+])
+def test_method_names_the_switches_for_results_tables(changes, method):
+  settings = runner.RunSettings(source="synthetic:source",
+                                target="synthetic:target", model_dir="unused")
+  assert settings.replace(**changes).method == method
