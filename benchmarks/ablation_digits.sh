@@ -6,19 +6,14 @@
 # accuracy_digits.sh: pass its output folder.
 #   TFDS_DATA_DIR=<folder holding mnist/ and usps/> [SEEDS="0 1 2"] \
 #     [TASK=usps2mnist] bash benchmarks/ablation_digits.sh [runs/digits]
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/runs.sh"
 out=${1:-runs/digits}
 task=${TASK:-usps2mnist}
-python=${PYTHON:-.venv/bin/python}
-: "${TFDS_DATA_DIR:?set TFDS_DATA_DIR to the folder that holds mnist/ and usps/}"
+need_digits
 for seed in ${SEEDS:-0 1 2}; do
   for ablation in nosource_regularization nofeature_clustering nosoft_selection; do
-    dir="$out/ablation/$ablation/$task/seed$seed"
-    [ -f "$dir/summary.json" ] && continue
-    "$python" -m srdc_tf.train --flagfile="flags/digits/$task.cfg" \
-      --tfds_data_dir="$TFDS_DATA_DIR" --seed="$seed" --"$ablation" \
-      --verbose=0 --model_dir="$dir" --export_dir= 2>&1 | grep -A3 "=== Target"
+    digits_run "$task" "$seed" "$out/ablation/$ablation/$task/seed$seed" \
+      --"$ablation"
   done
 done
 "$python" -m srdc_tf.report --run_dirs="$out" --output="$out/ablation_table" \

@@ -3,18 +3,12 @@
 # source-only (the flagfiles' settings).
 #   TFDS_DATA_DIR=<folder holding mnist/ and usps/> [SEEDS="0 1 2"] \
 #     [TASKS="usps2mnist mnist2usps"] bash benchmarks/accuracy_digits.sh [runs/digits]
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/runs.sh"
 out=${1:-runs/digits}
-python=${PYTHON:-.venv/bin/python}
-: "${TFDS_DATA_DIR:?set TFDS_DATA_DIR to the folder that holds mnist/ and usps/}"
+need_digits
 for seed in ${SEEDS:-0 1 2}; do
   for task in ${TASKS:-usps2mnist mnist2usps}; do
-    dir="$out/$task/seed$seed"
-    [ -f "$dir/summary.json" ] && continue
-    "$python" -m srdc_tf.train --flagfile="flags/digits/$task.cfg" \
-      --tfds_data_dir="$TFDS_DATA_DIR" --seed="$seed" --with_baseline \
-      --verbose=0 --model_dir="$dir" --export_dir= 2>&1 | grep -A3 "=== Target"
+    digits_run "$task" "$seed" "$out/$task/seed$seed" --with_baseline
   done
 done
 "$python" -m srdc_tf.report --run_dirs="$out" --output="$out/table"
