@@ -223,12 +223,14 @@ def main(argv):
     sys.exit(f"error: {error}")
   print(f"\n=== Target accuracy on {settings.target_eval or settings.target} ===")
   for method, result in results.items():
-    resumed = (f", resumed at step {result['resumed_from']}"
-               if result["resumed_from"] else "")
     if result.get("reused"):
-      resumed = ", finished earlier"
+      how = ", finished earlier"
+    elif result["resumed_from"]:
+      how = f", resumed at step {result['resumed_from']}"
+    else:
+      how = ""
     print(f"{method:>12}: {100 * result['target_accuracy']:.1f}%  "
-          f"(train {result['seconds']:.0f}s{resumed})")
+          f"(train {result['seconds']:.0f}s{how})")
   skipped = sum(next(iter(results.values()))["skipped_images"].values())
   if skipped:
     print(f"Skipped {skipped} bad image file(s) (--skip_bad_images); they are "
