@@ -36,6 +36,13 @@ from srdc_tf.models import precision
 from srdc_tf.models import srdc_model
 
 
+# Where SRDC-TF and the released code differ: each setting and our default,
+# which a results table names when a run changes it.
+RELEASED_CODE_SWITCHES = {
+    "empty_clusters": "keep", "kmeans_labels": "final", "head_init": "glorot",
+    "epoch_structure": "stream", "momentum_convention": "keras"}
+
+
 @dataclasses.dataclass(frozen=True)
 class RunSettings:
   """Everything a training run needs; see `srdc_tf.train` for each flag."""
@@ -73,6 +80,11 @@ class RunSettings:
   kmeans_iterations: int = 5
   spherical_kmeans: bool = False
   centre_init: str = "mean"
+  empty_clusters: str = "keep"
+  kmeans_labels: str = "final"
+  head_init: str = "glorot"
+  epoch_structure: str = "stream"
+  momentum_convention: str = "keras"
   epochs: int = 200
   steps_per_epoch: int = None
   batch_size: int = 64
@@ -112,6 +124,9 @@ class RunSettings:
       ablations.append("detach_q")
     if not self.recalibrate_batch_norm:
       ablations.append("moving_bn_statistics")
+    ablations += [f"{name}={getattr(self, name)}"
+                  for name, default in RELEASED_CODE_SWITCHES.items()
+                  if getattr(self, name) != default]
     return "+".join(["srdc"] + ablations)
 
   @property
@@ -214,7 +229,8 @@ def _build_model(settings, data):
       feature_clustering=settings.feature_clustering,
       source_regularization=settings.source_regularization,
       source_only=settings.source_only, weight_decay=settings.weight_decay,
-      backbone_lr_multiplier=settings.backbone_lr_multiplier)
+      backbone_lr_multiplier=settings.backbone_lr_multiplier,
+      head_init=settings.head_init)
 
 
 def run(settings, data, strategy):
@@ -243,9 +259,9 @@ def run(settings, data, strategy):
   batch = settings.batch_size
   train = lambda start_step: pipeline.train_dataset(  # pylint: disable=g-long-lambda
       data.source, data.target, batch, transform, seed=settings.seed,
-      start_step=start_step)
+      start_step=start_step, epoch_structure=settings.epoch_structure)
   steps = settings.steps_per_epoch or pipeline.steps_per_epoch(
-      data.source, data.target, batch)
+      data.source, data.target, batch, settings.epoch_structure)
   eval_batch = max(batch, 128)
   target_eval = pipeline.eval_dataset(data.target_eval, eval_batch,
                                       transform).map(lambda x, y, i: (x, y))
@@ -255,8 +271,8 @@ def run(settings, data, strategy):
         optimizer=keras.optimizers.SGD(settings.lr,
                                        momentum=settings.momentum),
         jit_compile=False)  # XLA halves CPU training speed.
-  callbacks = [callbacks_lib.dao_learning_rate_scheduler(settings.lr,
-                                                         settings.epochs)]
+  callbacks = [callbacks_lib.dao_learning_rate_scheduler(
+      settings.lr, settings.epochs, settings.momentum_convention)]
   if settings.recalibrate_batch_norm:
     # Before the state update and the validation that use them.
     callbacks.append(callbacks_lib.BatchNormRecalibration(
@@ -272,7 +288,9 @@ def run(settings, data, strategy):
         kmeans_iterations=settings.kmeans_iterations,
         spherical_kmeans=settings.spherical_kmeans,
         centre_init=settings.centre_init,
-        soft_selection=settings.soft_selection)
+        soft_selection=settings.soft_selection,
+        empty_clusters=settings.empty_clusters,
+        kmeans_labels=settings.kmeans_labels)
     callbacks.append(epoch_state)
   backup = backup_lib.TrainingBackup(
       os.path.join(settings.model_dir, BACKUP_DIR), steps, settings.epochs,

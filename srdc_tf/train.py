@@ -94,11 +94,34 @@ flags.DEFINE_integer("kmeans_iterations", 5, "K-means iterations per epoch.")
 flags.DEFINE_boolean("spherical_kmeans", False, "Spherical k-means.")
 flags.DEFINE_enum("centre_init", "mean", ["mean", "target"],
                   "Learnable centres: (c_t + c_s) / 2, or c_t.")
+flags.DEFINE_enum("empty_clusters", "keep", ["keep", "zero"],
+                  "A k-means cluster that empties keeps its centre, and a "
+                  "class never predicted starts k-means from its source "
+                  "centroid ('keep'), or both become zero ('zero', the "
+                  "released code).")
+flags.DEFINE_enum("kmeans_labels", "final", ["final", "last_iteration"],
+                  "Pseudo-labels from a last assignment to the final "
+                  "k-means centres ('final'), or the last iteration's "
+                  "assignment with c_t its means ('last_iteration', the "
+                  "released code).")
+flags.DEFINE_enum("head_init", "glorot", ["glorot", "pytorch"],
+                  "Initialisation of fc1 and fc2: Keras' Glorot uniform, or "
+                  "PyTorch's nn.Linear default (the released code).")
 
 # === Optimisation ===
 flags.DEFINE_integer("epochs", 200, "Epochs E.")
 flags.DEFINE_integer("steps_per_epoch", None, "Override the epoch length "
                      "(default: max of source and target batches).")
+flags.DEFINE_enum("epoch_structure", "stream", ["stream", "passes"],
+                  "Each domain one endless shuffled stream of batches "
+                  "('stream'), or shuffled passes of whole batches with the "
+                  "last partial one dropped and epochs of max(whole source, "
+                  "target batches) steps ('passes', the released code).")
+flags.DEFINE_enum("momentum_convention", "keras", ["keras", "pytorch"],
+                  "When the learning rate changes, keep Keras' momentum "
+                  "buffer ('keras': lr inside the buffer) or rescale it so "
+                  "that the update is PyTorch's ('pytorch', the released "
+                  "code).")
 flags.DEFINE_integer("batch_size", 64, "Global batch of each domain.")
 flags.DEFINE_float("lr", 0.01, "Base learning rate.")
 flags.DEFINE_float("momentum", 0.9, "SGD momentum.")

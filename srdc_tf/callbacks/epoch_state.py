@@ -48,11 +48,14 @@ class EpochStateCallback(keras.callbacks.Callback):
     spherical_kmeans: spherical instead of Euclidean k-means.
     centre_init: "mean" or "target" (see `compute_epoch_state`).
     soft_selection: compute source weights (else all 1).
+    empty_clusters: "keep" or "zero" (see `compute_epoch_state`).
+    kmeans_labels: "final" or "last_iteration" (see `compute_epoch_state`).
   """
 
   def __init__(self, source_data, target_data, epochs, kmeans_iterations=5,
                spherical_kmeans=False, centre_init="mean",
-               soft_selection=True):
+               soft_selection=True, empty_clusters="keep",
+               kmeans_labels="final"):
     super().__init__()
     self.source_data = source_data
     self.target_data = target_data
@@ -61,6 +64,8 @@ class EpochStateCallback(keras.callbacks.Callback):
     self.spherical_kmeans = bool(spherical_kmeans)
     self.centre_init = centre_init
     self.soft_selection = bool(soft_selection)
+    self.empty_clusters = empty_clusters
+    self.kmeans_labels = kmeans_labels
     self.last_state = None
     self.last_outputs = None
     self._epoch_logs = {}
@@ -106,7 +111,8 @@ class EpochStateCallback(keras.callbacks.Callback):
         target.predictions, model.num_classes, first_epoch=epoch == 0,
         kmeans_iterations=self.kmeans_iterations,
         spherical=self.spherical_kmeans, centre_init=self.centre_init,
-        soft_selection=self.soft_selection)
+        soft_selection=self.soft_selection,
+        empty_clusters=self.empty_clusters, kmeans_labels=self.kmeans_labels)
     model.target_pseudo_labels.assign(state.pseudo_labels)
     model.centres_f.assign(state.centres_f)
     model.centres_h.assign(state.centres_h)

@@ -10,6 +10,7 @@ from srdc_tf.clustering import kmeans as kmeans_lib
 from srdc_tf.clustering import source_weights as source_weights_lib
 
 CENTRE_INITS = ("mean", "target")
+KMEANS_LABELS = ("final", "last_iteration")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +36,8 @@ class EpochState:
 def compute_epoch_state(source_f, source_h, source_labels, target_f, target_h,
                         target_predictions, num_classes, first_epoch,
                         kmeans_iterations=5, spherical=False,
-                        centre_init="mean", soft_selection=True):
+                        centre_init="mean", soft_selection=True,
+                        empty_clusters="keep", kmeans_labels="final"):
   """Steps 2-5 of SRDC's per-epoch update, given inference-mode features.
 
   Args:
@@ -53,6 +55,15 @@ def compute_epoch_state(source_f, source_h, source_labels, target_f, target_h,
     centre_init: "mean" sets `mu = (c_t + c_s) / 2`; "target" sets
       `mu = c_t` (the released code's choice when the target is Amazon).
     soft_selection: compute source weights; all ones when False.
+    empty_clusters: "keep": a k-means cluster that empties keeps its
+      previous centre, and a class the classifier never predicts starts
+      k-means from its source centroid; "zero": both become the zero vector
+      (the released code).
+    kmeans_labels: "final": the pseudo-labels are a last assignment to the
+      final k-means centres; "last_iteration": they are the assignment of
+      the last iteration and `c_t` the means of that assignment (the
+      released code; with `kmeans_iterations` >= 1 it is one assignment
+      fewer). Spherical k-means always uses "final".
 
   Returns:
     An `EpochState`.
@@ -67,6 +78,12 @@ def compute_epoch_state(source_f, source_h, source_labels, target_f, target_h,
   if centre_init not in CENTRE_INITS:
     raise ValueError(
         f"centre_init must be one of {CENTRE_INITS}, got {centre_init!r}")
+  if empty_clusters not in kmeans_lib.EMPTY_CLUSTERS:
+    raise ValueError(f"empty_clusters must be one of "
+                     f"{kmeans_lib.EMPTY_CLUSTERS}, got {empty_clusters!r}")
+  if kmeans_labels not in KMEANS_LABELS:
+    raise ValueError(f"kmeans_labels must be one of {KMEANS_LABELS}, got "
+                     f"{kmeans_labels!r}")
   source_f, source_h, target_f, target_h = map(
       arrays.as_float32, (source_f, source_h, target_f, target_h))
   source_labels = tf.cast(source_labels, tf.int32)
@@ -81,11 +98,21 @@ def compute_epoch_state(source_f, source_h, source_labels, target_f, target_h,
     if first_epoch:
       initial = source_centroids
     else:
-      # Classes the classifier never predicts fall back to the source mean.
+      # Classes the classifier never predicts fall back to the source mean
+      # (or to zero).
       initial, _ = centroids_lib.class_centroids(
-          tgt, target_predictions, num_classes, fallback=source_centroids)
+          tgt, target_predictions, num_classes,
+          fallback=None if empty_clusters == "zero" else source_centroids)
+    last_iteration = (kmeans_labels == "last_iteration" and not spherical
+                      and kmeans_iterations > 0)
     assignments, target_centroids = kmeans_lib.kmeans(
-        tgt, initial, kmeans_iterations, spherical)
+        tgt, initial, kmeans_iterations - 1 if last_iteration
+        else kmeans_iterations, spherical, empty_clusters=empty_clusters)
+    if last_iteration:
+      # `assignments` are then the last iteration's; its update follows.
+      target_centroids, _ = centroids_lib.class_centroids(
+          tgt, assignments, num_classes,
+          fallback=None if empty_clusters == "zero" else target_centroids)
     if spherical:
       # Spherical centres are unit directions; the learnable centres live in
       # the unnormalised feature space, so take the clusters' plain means.

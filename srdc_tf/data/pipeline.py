@@ -36,9 +36,19 @@ def _map_train(domain, transform, seed):
   return load
 
 
-def _domain_stream(domain, transform, batch_size, seed, start_step):
+EPOCH_STRUCTURES = ("stream", "passes")
+
+
+def _domain_stream(domain, transform, batch_size, seed, start_step,
+                   epoch_structure):
   records = domain.records().shuffle(
-      len(domain), seed=seed, reshuffle_each_iteration=True).repeat()
+      len(domain), seed=seed, reshuffle_each_iteration=True)
+  if epoch_structure == "passes":
+    # Each pass over the domain keeps its whole batches only (PyTorch's
+    # `drop_last=True`), so no batch mixes two passes.
+    records = records.batch(batch_size, drop_remainder=True).repeat().unbatch()
+  else:
+    records = records.repeat()
   # The running element id seeds each image's augmentation, so the stream is
   # a pure function of the seed (reproducible runs, resumable streams).
   # Skipping before the map skips records, not decoded images.
@@ -48,14 +58,44 @@ def _domain_stream(domain, transform, batch_size, seed, start_step):
   return stream.batch(batch_size, drop_remainder=True)
 
 
-def steps_per_epoch(source, target, batch_size):
-  """SRDC's epoch: max(source batches, target batches)."""
-  return max(math.ceil(len(source) / batch_size),
-             math.ceil(len(target) / batch_size))
+def _check_epoch_structure(epoch_structure):
+  if epoch_structure not in EPOCH_STRUCTURES:
+    raise ValueError(f"epoch_structure must be one of {EPOCH_STRUCTURES}, "
+                     f"got {epoch_structure!r}")
+
+
+def steps_per_epoch(source, target, batch_size, epoch_structure="stream"):
+  """SRDC's epoch: max(source batches, target batches).
+
+  Args:
+    source: the source `Domain`.
+    target: the target `Domain`.
+    batch_size: batch size of each side.
+    epoch_structure: "stream" counts a last partial batch (the stream
+      fills it from the next pass); "passes" counts whole batches only, as
+      the released code's `drop_last=True` loaders do.
+
+  Returns:
+    The number of steps of one epoch, an int.
+
+  Raises:
+    ValueError: with "passes", a domain smaller than one batch.
+  """
+  _check_epoch_structure(epoch_structure)
+  if epoch_structure == "stream":
+    return max(math.ceil(len(source) / batch_size),
+               math.ceil(len(target) / batch_size))
+  for name, domain in (("source", source), ("target", target)):
+    if len(domain) < batch_size:
+      raise ValueError(
+          f"epoch_structure='passes' drops each pass's last partial batch, "
+          f"but the {name} domain has {len(domain)} examples, fewer than "
+          f"batch_size={batch_size}")
+  return max(len(source) // batch_size, len(target) // batch_size)
 
 
 def train_dataset(source, target, batch_size, transform, seed=0,
-                  start_step=0):
+                  start_step=0, epoch_structure="stream"):
   """Endless dicts of one source and one target batch each.
 
   Each side is shuffled and repeated on its own, so the shorter domain
@@ -69,6 +109,10 @@ def train_dataset(source, target, batch_size, transform, seed=0,
     seed: shuffling and augmentation seed.
     start_step: the first batch to yield: batch `start_step` of the stream
       that starts at 0, for resuming a run at that step.
+    epoch_structure: "stream": each side is one endless shuffled stream cut
+      into batches (a batch may span two passes); "passes": each pass over
+      a side is shuffled and cut into whole batches, its last partial batch
+      dropped (the released code's loaders).
 
   Returns:
     A `tf.data.Dataset` of dicts with `source_image`, `source_label`,
@@ -80,10 +124,13 @@ def train_dataset(source, target, batch_size, transform, seed=0,
     raise ValueError(f"batch_size must be > 0, got {batch_size!r}")
   if start_step < 0:
     raise ValueError(f"start_step must be >= 0, got {start_step!r}")
+  _check_epoch_structure(epoch_structure)
+  if epoch_structure == "passes":
+    steps_per_epoch(source, target, batch_size, epoch_structure)
   source_stream = _domain_stream(source, transform, batch_size, seed,
-                                 start_step)
+                                 start_step, epoch_structure)
   target_stream = _domain_stream(target, transform, batch_size, seed + 1,
-                                 start_step)
+                                 start_step, epoch_structure)
 
   def pair(source_batch, target_batch):
     return {"source_image": source_batch[0],

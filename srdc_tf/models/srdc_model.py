@@ -5,6 +5,8 @@ import tensorflow as tf
 
 from srdc_tf import objectives
 
+HEAD_INITS = ("glorot", "pytorch")
+
 LOSS_TERMS = ("source_output_loss", "source_f_loss", "source_h_loss",
               "target_output_loss", "target_f_loss", "target_h_loss",
               "l2_loss")
@@ -74,6 +76,10 @@ class SRDCModel(keras.Model):
       SGD does (Keras' `weight_decay=` is decoupled and differs).
     backbone_lr_multiplier: learning-rate factor of the backbone and the
       centres (0.1 for a pretrained backbone, 1 from scratch).
+    head_init: initialisation of fc1 and fc2: "glorot" (Keras' Glorot
+      uniform kernels, zero biases) or "pytorch" (PyTorch's `nn.Linear`
+      default, what the released code uses: kernels and biases uniform in
+      +-1/sqrt(fan_in), about half Glorot's range here).
     **kwargs: base model arguments.
   """
 
@@ -81,8 +87,12 @@ class SRDCModel(keras.Model):
                num_target_examples, bottleneck_dim=512, alpha=1.0, beta=1.0,
                detach_q=False, feature_clustering=True,
                source_regularization=True, source_only=False,
-               weight_decay=1e-4, backbone_lr_multiplier=0.1, **kwargs):
+               weight_decay=1e-4, backbone_lr_multiplier=0.1,
+               head_init="glorot", **kwargs):
     super().__init__(**kwargs)
+    if head_init not in HEAD_INITS:
+      raise ValueError(
+          f"head_init must be one of {HEAD_INITS}, got {head_init!r}")
     for name, value in (("num_classes", num_classes),
                         ("num_source_examples", num_source_examples),
                         ("num_target_examples", num_target_examples),
@@ -107,10 +117,17 @@ class SRDCModel(keras.Model):
     self.source_only = bool(source_only)
     self.weight_decay = float(weight_decay)
     self.backbone_lr_multiplier = float(backbone_lr_multiplier)
+    self.head_init = head_init
+    # PyTorch's nn.Linear kernel: uniform with limit sqrt(3 * scale / fan_in)
+    # = 1 / sqrt(fan_in); its bias is set in `build`, once fan_in is known.
+    kernel_init = ("glorot_uniform" if head_init == "glorot" else
+                   keras.initializers.VarianceScaling(
+                       1.0 / 3.0, mode="fan_in", distribution="uniform"))
 
     # The model's own dtype policy (saved in its config), so that a loaded
     # model computes like the trained one whatever the global policy.
     self.fc1 = keras.layers.Dense(self.bottleneck_dim,
+                                  kernel_initializer=kernel_init,
                                   dtype=self.dtype_policy, name="fc1")
     # Synchronised so that replicas of a MirroredStrategy share statistics.
     self.fc1_norm = keras.layers.BatchNormalization(
@@ -118,7 +135,7 @@ class SRDCModel(keras.Model):
         dtype=self.dtype_policy, name="fc1_norm")
     # float32 logits under a mixed policy: softmax and the losses need them.
     self.fc2 = keras.layers.Dense(self.num_classes, dtype="float32",
-                                  name="fc2")
+                                  kernel_initializer=kernel_init, name="fc2")
 
     self.loss_trackers = {
         name: keras.metrics.Mean(name=name) for name in ("loss",) + LOSS_TERMS}
@@ -138,6 +155,12 @@ class SRDCModel(keras.Model):
     self.fc1.build((None, feature_dim))
     self.fc1_norm.build((None, self.bottleneck_dim))
     self.fc2.build((None, self.bottleneck_dim))
+    if self.head_init == "pytorch":
+      for layer, fan_in in ((self.fc1, feature_dim),
+                            (self.fc2, self.bottleneck_dim)):
+        limit = fan_in ** -0.5
+        layer.bias.assign(keras.initializers.RandomUniform(-limit, limit)(
+            layer.bias.shape, dtype=layer.bias.dtype))
     # SRDC's state is float32 (int32) whatever the dtype policy, and is
     # never autocast to a mixed policy's compute dtype when read.
     self.centres_f = self.add_weight(
@@ -372,6 +395,7 @@ class SRDCModel(keras.Model):
         "source_only": self.source_only,
         "weight_decay": self.weight_decay,
         "backbone_lr_multiplier": self.backbone_lr_multiplier,
+        "head_init": self.head_init,
     })
     return config
 
