@@ -235,3 +235,73 @@ def test_pseudo_labels_are_f_level_kmeans(first_epoch, spherical):
 def test_rejects_unknown_centre_init(centre_init):
   with pytest.raises(ValueError, match=re.escape(repr(centre_init))):
     _state(True, centre_init=centre_init)
+
+
+def test_zero_empty_clusters_starts_a_never_predicted_class_at_zero():
+  # Predictions all 0: class 1 has no target sample, so its initial centre
+  # is 0 (the released code) instead of c_s. With 0 iterations the k-means
+  # centres are the initial ones: c_t(f) = [mean of all, 0].
+  state = _state(False, (0, 0, 0, 0), kmeans_iterations=0,
+                 empty_clusters="zero")
+  np.testing.assert_allclose(state.target_centroids_f.numpy(),
+                             [[6.0, 5.5], [0.0, 0.0]], rtol=1e-6)
+  keep = _state(False, (0, 0, 0, 0), kmeans_iterations=0)
+  np.testing.assert_allclose(keep.target_centroids_f.numpy(),
+                             [[6.0, 5.5], SOURCE_CF[1]], rtol=1e-6)
+
+
+def _two_cluster_points():
+  # 1-D: from centres 0 and 4 the first assignment is {0, 1, 2}, {6}; the
+  # update gives 1 and 6, whose assignment is {0, 1, 2}, {6} again.
+  return [[0.0], [1.0], [2.0], [6.0]], [[0.0], [4.0]]
+
+
+@pytest.mark.parametrize("kmeans_labels", ["final", "last_iteration"])
+def test_kmeans_labels_agree_with_plain_kmeans(kmeans_labels):
+  points, initial = _two_cluster_points()
+  labels, centres = kmeans(points, initial, 1)
+  np.testing.assert_array_equal(labels.numpy(), [0, 0, 0, 1])
+  np.testing.assert_allclose(centres.numpy(), [[1.0], [6.0]], rtol=1e-6)
+  state = compute_epoch_state(points, points, [0, 0, 0, 1], points, points,
+                              [0, 0, 1, 1], 2, first_epoch=False,
+                              kmeans_iterations=1,
+                              kmeans_labels=kmeans_labels)
+  # Initial centres by prediction: means of {0, 1} and {2, 6}: 0.5 and 4.
+  # One assignment: {0, 1, 2} and {6}: "last_iteration" labels; its update
+  # 1 and 6 is c_t. "final" assigns once more to 1 and 6: the same here.
+  np.testing.assert_array_equal(state.pseudo_labels.numpy(), [0, 0, 0, 1])
+  np.testing.assert_allclose(state.target_centroids_f.numpy(),
+                             [[1.0], [6.0]], rtol=1e-6)
+
+
+def test_last_iteration_labels_are_one_assignment_fewer():
+  # Initial centres 0 and 3 (the means of predictions {0} and {1, 2, 6}):
+  # assignment 1 (from 0, 3): {0, 1}, {2, 6} -> update 0.5, 4;
+  # assignment 2 (from 0.5, 4): {0, 1, 2}, {6} -> update 1, 6.
+  # With 2 iterations "last_iteration" gives assignment 2 and c_t = [1, 6];
+  # "final" gives the assignment to [1, 6] (the same labels) and c_t [1, 6].
+  # With 1 iteration "last_iteration" gives assignment 1 and c_t
+  # [0.5, 4]; "final" gives the assignment to [0.5, 4]: {0, 1, 2}, {6}.
+  points = [[0.0], [1.0], [2.0], [6.0]]
+  def state(iterations, labels):
+    return compute_epoch_state(points, points, [0, 0, 0, 1], points, points,
+                               [0, 1, 1, 1], 2, first_epoch=False,
+                               kmeans_iterations=iterations,
+                               kmeans_labels=labels)
+  last = state(1, "last_iteration")
+  np.testing.assert_array_equal(last.pseudo_labels.numpy(), [0, 0, 1, 1])
+  np.testing.assert_allclose(last.target_centroids_f.numpy(), [[0.5], [4.0]],
+                             rtol=1e-6)
+  final = state(1, "final")
+  np.testing.assert_array_equal(final.pseudo_labels.numpy(), [0, 0, 0, 1])
+  np.testing.assert_allclose(final.target_centroids_f.numpy(),
+                             [[0.5], [4.0]], rtol=1e-6)
+  np.testing.assert_array_equal(state(2, "last_iteration").pseudo_labels,
+                                [0, 0, 0, 1])
+
+
+@pytest.mark.parametrize("kwargs", [{"empty_clusters": "none"},
+                                    {"kmeans_labels": "first"}])
+def test_rejects_unknown_clustering_switches(kwargs):
+  with pytest.raises(ValueError, match=re.escape(repr(*kwargs.values()))):
+    _state(True, **kwargs)

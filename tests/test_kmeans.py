@@ -183,3 +183,19 @@ def test_rejects_negative_iterations(iterations):
 def test_rejects_bad_chunk_size():
   with pytest.raises(ValueError, match=re.escape("got 0")):
     kmeans([[0.0], [1.0]], [[1.0]], 1, chunk_size=0)
+
+
+def test_empty_cluster_becomes_zero_like_the_released_code():
+  # As in test_empty_cluster_keeps_previous_centre, but centre 50 becomes
+  # 0 (sums / (0 + eps)) after round 1: centres 0.5, 0, 10. Round 2: 0 ->
+  # the zero centre (0 vs 0.25), 1 -> 0.5: centres 1, 0, 10, stable. The
+  # zero centre takes a sample from its neighbour.
+  labels, centres = _run([[0.0], [1.0], [9.0], [11.0]],
+                         [[0.0], [50.0], [10.0]], 3, empty_clusters="zero")
+  np.testing.assert_array_equal(labels, [1, 0, 2, 2])
+  np.testing.assert_allclose(centres, [[1.0], [0.0], [10.0]], rtol=1e-6)
+
+
+def test_rejects_unknown_empty_clusters():
+  with pytest.raises(ValueError, match=re.escape("'drop'")):
+    kmeans([[0.0]], [[0.0]], 1, empty_clusters="drop")

@@ -74,3 +74,49 @@ def test_rejects_negative_epoch(function, epoch):
   with pytest.raises(ValueError, match=re.escape(f"epoch must be >= 0, got "
                                                  f"{epoch!r}")):
     function(epoch, 10)
+
+
+# === The learning-rate callback and the momentum convention ===
+
+def _sgd_run(convention, lrs, gradients):
+  """Weights of a one-weight model after SGD with momentum 0.9, one epoch
+  per learning rate of `lrs`, driven by `DaoLearningRate`'s hook."""
+  import keras  # pylint: disable=g-import-not-at-top
+  from srdc_tf.callbacks import schedules  # pylint: disable=g-import-not-at-top
+  weight = keras.Variable(np.zeros(1, np.float32))
+  optimizer = keras.optimizers.SGD(lrs[0], momentum=0.9)
+  optimizer.build([weight])
+  callback = schedules.DaoLearningRate(1.0, 1, convention)
+  callback.schedule = lambda epoch, lr: lrs[epoch]
+  callback.set_model(type("M", (), {"optimizer": optimizer})())
+  for epoch, epoch_gradients in enumerate(gradients):
+    callback.on_epoch_begin(epoch)
+    for g in epoch_gradients:
+      optimizer.apply_gradients([(np.array([g], np.float32), weight)])
+  return float(np.asarray(weight)[0])
+
+
+def _torch_sgd(lrs, gradients, momentum=0.9):
+  w, buf = 0.0, None
+  for lr, epoch_gradients in zip(lrs, gradients):
+    for g in epoch_gradients:
+      buf = g if buf is None else momentum * buf + g
+      w -= lr * buf
+  return w
+
+
+@pytest.mark.parametrize("lrs", [(0.1, 0.05, 0.02), (0.3, 0.3, 0.01)])
+def test_pytorch_momentum_convention_gives_pytorch_updates(lrs):
+  gradients = [(1.0, -2.0, 0.5), (3.0, 1.0), (-1.0, 2.0, 2.0)]
+  expected = _torch_sgd(lrs, gradients)
+  np.testing.assert_allclose(_sgd_run("pytorch", lrs, gradients), expected,
+                             rtol=1e-5)
+  keras_convention = _sgd_run("keras", lrs, gradients)
+  if lrs[0] != lrs[1] or lrs[1] != lrs[2]:
+    assert abs(keras_convention - expected) > 1e-3
+
+
+def test_rejects_unknown_momentum_convention():
+  from srdc_tf.callbacks import schedules  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ValueError, match="'nesterov'"):
+    schedules.DaoLearningRate(0.1, 10, "nesterov")

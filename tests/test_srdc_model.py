@@ -183,3 +183,29 @@ def test_bad_arguments_name_the_value(kwargs, message):
   with pytest.raises(ValueError, match=message.replace("[", r"\[").replace(
       "]", r"\]")):
     SRDCModel(**args)
+
+
+@pytest.mark.parametrize("head_init", ["glorot", "pytorch"])
+def test_head_init_ranges(head_init):
+  keras.utils.set_random_seed(2)
+  model = SRDCModel(None, num_classes=K, input_shape=(400,),
+                    num_source_examples=N, num_target_examples=N,
+                    bottleneck_dim=100, head_init=head_init)
+  for layer, fan_in, fan_out in ((model.fc1, 400, 100), (model.fc2, 100, K)):
+    kernel, bias = np.asarray(layer.kernel), np.asarray(layer.bias)
+    if head_init == "glorot":
+      limit = np.sqrt(6.0 / (fan_in + fan_out))
+      np.testing.assert_array_equal(bias, 0.0)
+    else:  # PyTorch's nn.Linear: kernel and bias in +-1/sqrt(fan_in).
+      limit = fan_in ** -0.5
+      assert np.all(np.abs(bias) <= limit) and np.all(bias != 0)
+    assert np.all(np.abs(kernel) <= limit)
+    # Uniform on [-limit, limit] has standard deviation limit / sqrt(3).
+    np.testing.assert_allclose(np.std(kernel), limit / np.sqrt(3), rtol=0.1)
+  assert model.get_config()["head_init"] == head_init
+
+
+def test_rejects_unknown_head_init():
+  with pytest.raises(ValueError, match="'he'"):
+    SRDCModel(None, num_classes=K, input_shape=(D,), num_source_examples=N,
+              num_target_examples=N, head_init="he")
