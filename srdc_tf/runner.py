@@ -36,11 +36,13 @@ from srdc_tf.models import precision
 from srdc_tf.models import srdc_model
 
 
-# Where SRDC-TF and the released code differ: each setting and our default,
-# which a results table names when a run changes it.
+# Where SRDC-TF and the released code differ, and the switches beyond it:
+# each setting and our default, which a results table names when a run
+# changes it.
 RELEASED_CODE_SWITCHES = {
     "empty_clusters": "keep", "kmeans_labels": "final", "head_init": "glorot",
-    "epoch_structure": "stream", "momentum_convention": "keras"}
+    "epoch_structure": "stream", "momentum_convention": "keras",
+    "feature_assignment": "softmax"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +85,7 @@ class RunSettings:
   empty_clusters: str = "keep"
   kmeans_labels: str = "final"
   head_init: str = "glorot"
+  feature_assignment: str = "softmax"
   epoch_structure: str = "stream"
   momentum_convention: str = "keras"
   epochs: int = 200
@@ -230,7 +233,8 @@ def _build_model(settings, data):
       source_regularization=settings.source_regularization,
       source_only=settings.source_only, weight_decay=settings.weight_decay,
       backbone_lr_multiplier=settings.backbone_lr_multiplier,
-      head_init=settings.head_init)
+      head_init=settings.head_init,
+      feature_assignment=settings.feature_assignment)
 
 
 def run(settings, data, strategy):

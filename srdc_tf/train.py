@@ -104,6 +104,12 @@ flags.DEFINE_enum("kmeans_labels", "final", ["final", "last_iteration"],
                   "k-means centres ('final'), or the last iteration's "
                   "assignment with c_t its means ('last_iteration', the "
                   "released code).")
+flags.DEFINE_enum("feature_assignment", "softmax",
+                  ["softmax", "normalized_kernel"],
+                  "ptilde at f and h: softmax of the Student-t kernel (the "
+                  "released code), or the kernel over its sum "
+                  "('normalized_kernel', DEC's assignment; beyond the "
+                  "released code).")
 flags.DEFINE_enum("head_init", "glorot", ["glorot", "pytorch"],
                   "Initialisation of fc1 and fc2: Keras' Glorot uniform, or "
                   "PyTorch's nn.Linear default (the released code).")

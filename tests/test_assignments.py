@@ -89,3 +89,20 @@ def test_accepts_float64_and_int_inputs():
 def test_rejects_non_positive_alpha(alpha):
   with pytest.raises(ValueError, match=re.escape(f"got {alpha!r}")):
     feature_assignment_logits([[0.0]], [[1.0]], alpha=alpha)
+
+
+def test_normalized_kernel_softmax_is_the_kernel_over_its_sum():
+  features = np.array([[0.0, 0.0], [3.0, 1.0]], np.float32)
+  centres = np.array([[1.0, 0.0], [0.0, 2.0], [5.0, 5.0]], np.float32)
+  # Squared distances: [[1, 4, 50], [5, 10, 20]]; alpha = 1: kernel 1 / (1 + d).
+  kernel = 1.0 / (1.0 + np.array([[1.0, 4.0, 50.0], [5.0, 10.0, 20.0]]))
+  logits = feature_assignment_logits(features, centres,
+                                     assignment="normalized_kernel")
+  np.testing.assert_allclose(logits.numpy(), np.log(kernel), rtol=1e-5)
+  np.testing.assert_allclose(tf.nn.softmax(logits).numpy(),
+                             kernel / kernel.sum(1, keepdims=True), rtol=1e-5)
+
+
+def test_rejects_unknown_assignment():
+  with pytest.raises(ValueError, match="'gaussian'"):
+    feature_assignment_logits([[0.0]], [[1.0]], assignment="gaussian")

@@ -76,6 +76,9 @@ class SRDCModel(keras.Model):
       SGD does (Keras' `weight_decay=` is decoupled and differs).
     backbone_lr_multiplier: learning-rate factor of the backbone and the
       centres (0.1 for a pretrained backbone, 1 from scratch).
+    feature_assignment: "softmax" or "normalized_kernel", how `ptilde`
+      is made from the Student-t kernel (see
+      `objectives.feature_assignment_logits`).
     head_init: initialisation of fc1 and fc2: "glorot" (Keras' Glorot
       uniform kernels, zero biases) or "pytorch" (PyTorch's `nn.Linear`
       default, what the released code uses: kernels and biases uniform in
@@ -88,7 +91,7 @@ class SRDCModel(keras.Model):
                detach_q=False, feature_clustering=True,
                source_regularization=True, source_only=False,
                weight_decay=1e-4, backbone_lr_multiplier=0.1,
-               head_init="glorot", **kwargs):
+               head_init="glorot", feature_assignment="softmax", **kwargs):
     super().__init__(**kwargs)
     if head_init not in HEAD_INITS:
       raise ValueError(
@@ -118,6 +121,11 @@ class SRDCModel(keras.Model):
     self.weight_decay = float(weight_decay)
     self.backbone_lr_multiplier = float(backbone_lr_multiplier)
     self.head_init = head_init
+    if feature_assignment not in objectives.FEATURE_ASSIGNMENTS:
+      raise ValueError(f"feature_assignment must be one of "
+                       f"{objectives.FEATURE_ASSIGNMENTS}, got "
+                       f"{feature_assignment!r}")
+    self.feature_assignment = feature_assignment
     # PyTorch's nn.Linear kernel: uniform with limit sqrt(3 * scale / fan_in)
     # = 1 / sqrt(fan_in); its bias is set in `build`, once fan_in is known.
     kernel_init = ("glorot_uniform" if head_init == "glorot" else
@@ -201,6 +209,10 @@ class SRDCModel(keras.Model):
 
   # === Losses ===
 
+  def _assignment_logits(self, features, centres):
+    return objectives.feature_assignment_logits(
+        features, centres, self.alpha, self.feature_assignment)
+
   def _target_clustering_loss(self, scores, pseudo_labels, global_batch):
     probs = tf.nn.softmax(tf.cast(scores, tf.float32))
     q = objectives.auxiliary_distribution(
@@ -244,12 +256,10 @@ class SRDCModel(keras.Model):
     total = terms["source_output_loss"]
     if not self.source_only:
       terms["source_f_loss"] = self._source_loss(
-          objectives.feature_assignment_logits(f_s, self.centres_f,
-                                               self.alpha),
+          self._assignment_logits(f_s, self.centres_f),
           source_labels, weights, global_source)
       terms["source_h_loss"] = self._source_loss(
-          objectives.feature_assignment_logits(h_s, self.centres_h,
-                                               self.alpha),
+          self._assignment_logits(h_s, self.centres_h),
           source_labels, weights, global_source)
       f_t, h_t, logits_t = self.embed(data["target_image"], training=training)
       global_target = _global_batch_size(logits_t)
@@ -258,12 +268,10 @@ class SRDCModel(keras.Model):
       terms["target_output_loss"] = self._target_clustering_loss(
           logits_t, pseudo_labels, global_target)
       terms["target_f_loss"] = self._target_clustering_loss(
-          objectives.feature_assignment_logits(f_t, self.centres_f,
-                                               self.alpha),
+          self._assignment_logits(f_t, self.centres_f),
           pseudo_labels, global_target)
       terms["target_h_loss"] = self._target_clustering_loss(
-          objectives.feature_assignment_logits(h_t, self.centres_h,
-                                               self.alpha),
+          self._assignment_logits(h_t, self.centres_h),
           pseudo_labels, global_target)
       target = terms["target_output_loss"]
       if self.feature_clustering:
@@ -396,6 +404,7 @@ class SRDCModel(keras.Model):
         "weight_decay": self.weight_decay,
         "backbone_lr_multiplier": self.backbone_lr_multiplier,
         "head_init": self.head_init,
+        "feature_assignment": self.feature_assignment,
     })
     return config
 

@@ -1,5 +1,6 @@
 """The SRDC objective as pure functions (soft assignments, q, losses, ramps)."""
 
+from srdc_tf.objectives.assignments import FEATURE_ASSIGNMENTS
 from srdc_tf.objectives.assignments import feature_assignment_logits
 from srdc_tf.objectives.auxiliary import auxiliary_distribution
 from srdc_tf.objectives.auxiliary import mix_with_pseudo_labels
