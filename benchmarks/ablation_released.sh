@@ -2,7 +2,8 @@
 # Issue 17's ablation: every difference between SRDC-TF and the released
 # code, switched one at a time against the current defaults, on Office-31
 # (six tasks, frozen MobileNetV2 cached features) and both digits tasks
-# (LeNet), seed 0; plus the released code's setting of all of them at once.
+# (LeNet), seed 0; plus the released code's setting of all of them at once,
+# and the switches beyond the released code (feature_assignment_normalized).
 #   SRDC_DATA_ROOT=<folder holding office31/> MOBILENET_WEIGHTS=<file> \
 #   TFDS_DATA_DIR=<folder holding mnist/ and usps/> \
 #     [SEEDS="0"] [VARIANTS="defaults released ..."] [FAMILIES="office31 digits"] \
@@ -21,9 +22,10 @@ declare -A variant_flags=(
   [head_init_pytorch]="--head_init=pytorch"
   [epoch_structure_passes]="--epoch_structure=passes"
   [momentum_pytorch]="--momentum_convention=pytorch"
+  [feature_assignment_normalized]="--feature_assignment=normalized_kernel"
   [released]="--nosoft_selection --norecalibrate_batch_norm --empty_clusters=zero --kmeans_labels=last_iteration --head_init=pytorch --epoch_structure=passes --momentum_convention=pytorch"
 )
-variants=${VARIANTS:-defaults released soft_selection_off moving_bn_statistics empty_clusters_zero kmeans_labels_last_iteration head_init_pytorch epoch_structure_passes momentum_pytorch}
+variants=${VARIANTS:-defaults released soft_selection_off moving_bn_statistics empty_clusters_zero kmeans_labels_last_iteration head_init_pytorch epoch_structure_passes momentum_pytorch feature_assignment_normalized}
 families=${FAMILIES:-office31 digits}
 
 for seed in ${SEEDS:-0}; do
