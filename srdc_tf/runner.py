@@ -15,15 +15,21 @@ import os
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from srdc_tf import callbacks as callbacks_lib
+from srdc_tf import collapse_guard
 from srdc_tf import distribute
 from srdc_tf import metrics
 from srdc_tf import run_files
+from srdc_tf import scores as scores_lib
+from srdc_tf import selection
 from srdc_tf import serving
 from srdc_tf.callbacks import backup as backup_lib
 from srdc_tf.callbacks import divergence
+from srdc_tf.callbacks import label_free_scores
+from srdc_tf.callbacks import model_selection
 from srdc_tf.callbacks import run_logging
 from srdc_tf.data import feature_cache
 from srdc_tf.data import pipeline
@@ -105,6 +111,8 @@ class RunSettings:
   checkpoint_every_steps: int = 500
   worker_weights_dir: str = None
   precision: str = "float32"
+  select_by: str = selection.DEFAULT_SELECT_BY
+  on_collapse: str = "warn"
 
   @classmethod
   def from_flags(cls, flag_values):
@@ -237,18 +245,26 @@ def _build_model(settings, data):
       feature_assignment=settings.feature_assignment)
 
 
-def run(settings, data, strategy):
+def run(settings, data, strategy, baseline_dir=None):
   """Trains one model and returns its summary.
 
   Args:
     settings: a `RunSettings`.
     data: the `RunData` (loaded once, shared by a run and its baseline).
     strategy: a `tf.distribute.Strategy`.
+    baseline_dir: the finished source-only baseline's run directory, or
+      None: its target predictions give `score_baseline_agreement`, the
+      collapse guard compares with its scores, and `--on_collapse=fallback`
+      may export its weights.
 
   Returns:
     A dict with the final `target_accuracy`, `seconds` of training, the
     `export` path (or None), `epochs`, the step the run `resumed_from` (0
-    when it started afresh) and the number of `skipped_images` per domain.
+    when it started afresh) and the number of `skipped_images` per domain;
+    the label-free `scores` of the model kept, the epoch kept
+    (`selected_epoch`, `selection_score`, `select_by`), every epoch's
+    `epoch_scores`, the collapse guard's `warnings`, and which model was
+    `exported` (the run's method, or "source_only" after a fallback).
 
   Raises:
     divergence.TrainingDivergedError: the loss or the weights became NaN or
@@ -296,6 +312,17 @@ def run(settings, data, strategy):
         empty_clusters=settings.empty_clusters,
         kmeans_labels=settings.kmeans_labels)
     callbacks.append(epoch_state)
+  # Label-free target scores into the logs, then the best-scored epoch's
+  # weights kept: after the state update and the BatchNorm recalibration,
+  # before the backup and the logging.
+  baseline = (collapse_guard.read_baseline(baseline_dir, RUN_INFO_FILE)
+              if baseline_dir else None)
+  label_scores = label_free_scores.LabelFreeScores(
+      pipeline.eval_dataset(data.target, eval_batch, transform),
+      baseline_predictions=baseline.predictions if baseline else None)
+  selector = model_selection.BestEpochWeights(settings.select_by,
+                                              label_scores)
+  callbacks += [label_scores, selector]
   backup = backup_lib.TrainingBackup(
       os.path.join(settings.model_dir, BACKUP_DIR), steps, settings.epochs,
       run_record=_run_record(settings, data, steps),
@@ -320,6 +347,22 @@ def run(settings, data, strategy):
   else:  # Resumed after the last epoch: nothing was left to train.
     accuracy = float(model.evaluate(target_eval, verbose=0,
                                     return_dict=True)["target_accuracy"])
+  # === Select the epoch kept, then the collapse guard ===
+  selected = selector.finish(model, settings.epochs - 1)
+  if selected.restored:
+    accuracy = float(history["val_target_accuracy"][selected.position])
+  outcome = collapse_guard.guard(
+      settings.method, selected.scores, selected.epoch,
+      scores_lib.class_shares(data.source.labels, data.source.num_classes),
+      settings.select_by, settings.on_collapse, baseline)
+  kept_scores, kept_predictions = selected.scores, selected.predictions
+  if outcome.exported == collapse_guard.SOURCE_ONLY:
+    collapse_guard.load_baseline_weights(model, baseline)
+    accuracy = baseline.target_accuracy
+    kept_scores = label_scores.compute(model)
+    kept_predictions = label_scores.last_predictions
+    # The baseline has no pseudo-labels of its own to agree with.
+    kept_scores.pop(scores_lib.KMEANS_AGREEMENT, None)
   save_model(model, os.path.join(settings.model_dir, run_files.MODEL_FILE),
              strategy)
   if chief:
@@ -355,6 +398,23 @@ def run(settings, data, strategy):
             "resumed_from": resume.global_step if resume else 0,
             "skipped_images": {name: len(items)
                                for name, items in skipped.items()}}
+  result.update({
+      "select_by": selected.select_by, "selected_epoch": selected.epoch,
+      "selection_score": selected.score, "scores": kept_scores,
+      "epoch_scores": [{"epoch": epoch, **values} for epoch, values in
+                       sorted(label_scores.epoch_scores.items())],
+      "warnings": [finding.as_dict() for finding in outcome.findings],
+      "exported": (settings.method
+                   if outcome.exported == collapse_guard.ADAPTED
+                   else collapse_guard.SOURCE_ONLY)})
+  if outcome.exported == collapse_guard.SOURCE_ONLY:
+    result["adapted_target_accuracy"] = (
+        float(history["val_target_accuracy"][selected.position])
+        if selected.position is not None else None)
+  if chief:  # Before run_info.json, which marks the run finished.
+    _save_predictions(os.path.join(settings.model_dir,
+                                   collapse_guard.PREDICTIONS_FILE),
+                      kept_predictions)
   if chief:
     write_json(os.path.join(settings.model_dir, RUN_INFO_FILE),
                {**result, "settings": dataclasses.asdict(settings),
@@ -397,6 +457,13 @@ def finished_result(settings):
     return None
   return {key: value for key, value in info.items()
           if key not in ("settings", "skipped_image_files")}
+
+
+def _save_predictions(path, predictions):
+  """Writes `[N]` target predictions to `path` (.npy) atomically."""
+  staging = f"{path}.{os.getpid()}.staging.npy"
+  np.save(staging, np.asarray(predictions, np.int32))
+  os.replace(staging, path)
 
 
 def _per_class_accuracy(model, domain, batch_size, transform):

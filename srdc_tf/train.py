@@ -13,7 +13,9 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from srdc_tf import collapse_guard
 from srdc_tf import data_flags
+from srdc_tf import selection
 
 FLAGS = flags.FLAGS
 
@@ -163,6 +165,18 @@ flags.DEFINE_string("worker_weights_dir", None, "Every worker also writes "
                     "<dir>/<worker>.weights.h5 (to check that the replicas "
                     "of a distributed run agree).")
 
+# === Model selection and the collapse guard ===
+flags.DEFINE_enum("select_by", selection.DEFAULT_SELECT_BY,
+                  list(selection.SELECT_BY),
+                  "Which epoch's weights become model.keras and the "
+                  "export: the last, or the best on a label-free target "
+                  "score (entropy: lowest; balance, snd, kmeans_agreement: "
+                  "highest). See README, 'Label-free scores'.")
+flags.DEFINE_enum("on_collapse", "warn", list(collapse_guard.ON_COLLAPSE),
+                  "When the collapse guard fires on the adapted model: only "
+                  "warn, or (with --with_baseline) keep and export the "
+                  "better-scored of it and the source-only baseline.")
+
 flags.mark_flags_as_required(["source", "target", "model_dir"])
 
 
@@ -193,6 +207,10 @@ def _validate():
     raise app.UsageError(
         f"--min_image_side={FLAGS.min_image_side} is larger than "
         f"--max_image_side={FLAGS.max_image_side}")
+  if FLAGS.on_collapse == "fallback" and (FLAGS.source_only
+                                         or not FLAGS.with_baseline):
+    raise app.UsageError("--on_collapse=fallback needs --with_baseline (and "
+                         "no --source_only): it falls back to the baseline")
   if FLAGS.checkpoint_every_steps < 0:
     raise app.UsageError("--checkpoint_every_steps must be >= 0, got "
                          f"{FLAGS.checkpoint_every_steps}")
@@ -232,12 +250,14 @@ def main(argv):
     # Bad inputs stop here, before any training, with what was wrong.
     raise app.UsageError(str(error)) from error
   results = {}
+  baseline_dir = None  # The finished baseline the SRDC run compares with.
   try:
     if FLAGS.with_baseline and not FLAGS.source_only:
       baseline = settings.replace(
           source_only=True,
           model_dir=os.path.join(settings.model_dir, "source_only"),
           export_dir="")
+      baseline_dir = baseline.model_dir
       # A restarted command does not train its finished baseline again.
       results["source_only"] = runner.finished_result(baseline)
       if results["source_only"] is not None:
@@ -247,7 +267,8 @@ def main(argv):
       else:
         results["source_only"] = runner.run(baseline, data, strategy)
     name = "source_only" if FLAGS.source_only else "srdc"
-    results[name] = runner.run(settings, data, strategy)
+    results[name] = runner.run(settings, data, strategy,
+                               baseline_dir=baseline_dir)
   except divergence.TrainingDivergedError as error:
     sys.exit(f"error: {error}")
   print(f"\n=== Target accuracy on {settings.target_eval or settings.target} ===")
@@ -258,6 +279,10 @@ def main(argv):
       how = f", resumed at step {result['resumed_from']}"
     else:
       how = ""
+    if result.get("warnings"):
+      how += f", {len(result['warnings'])} collapse-guard warning(s)"
+    if method != "source_only" and result.get("exported") == "source_only":
+      how += ", exported the source-only model (--on_collapse=fallback)"
     print(f"{method:>12}: {100 * result['target_accuracy']:.1f}%  "
           f"(train {result['seconds']:.0f}s{how})")
   skipped = sum(next(iter(results.values()))["skipped_images"].values())

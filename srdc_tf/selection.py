@@ -1,0 +1,129 @@
+"""Model selection without target labels: which epoch's weights a run keeps.
+
+Pure logic over per-epoch label-free scores (`srdc_tf.scores`); the
+callback that keeps the weights is `callbacks.model_selection`. Every
+epoch's scores are computed on the un-augmented target at the epoch's end,
+and `--select_by=<score>` keeps the weights of the epoch with the best
+score (the first such epoch on ties); `last` keeps the last epoch's, as
+training without selection does.
+
+Target accuracy is never used to select: it is reported only
+(`benchmarks/score_correlation.py` measures how well each score ranks
+epochs).
+"""
+
+import math
+
+from srdc_tf import scores
+
+LAST = "last"
+# +1: higher is better; -1: lower is better.
+DIRECTIONS = {
+    # Confident predictions; also rewards an over-confident collapse.
+    scores.ENTROPY: -1,
+    # Predictions spread over the classes.
+    scores.BALANCE: +1,
+    # Dense neighbourhoods of softmax outputs (Saito et al., ICCV 2021).
+    scores.SND: +1,
+    # The classifier agrees with the clustering of its own features (SRDC
+    # runs only; the source-only baseline has no k-means).
+    scores.KMEANS_AGREEMENT: +1,
+}
+SELECT_BY = (LAST,) + tuple(DIRECTIONS)
+# The default of --select_by: to be chosen by measurement across the
+# benchmark families (benchmarks/score_correlation.py); one line to change.
+DEFAULT_SELECT_BY = LAST
+# The score a run selected by `last` is compared on with its source-only
+# baseline (the collapse guard's third check). Not entropy: adaptation
+# lowers it whether it helps or not. Not SND: on softmax outputs it is
+# highest, log(N - 1), when all outputs are alike (a soft, untrained or
+# collapsed model), so the more confident adapted model scores lower. Not
+# k-means agreement: the baseline has none. Balance drops when adaptation
+# herds the target into fewer classes than the baseline predicted.
+COMPARISON_SCORE = scores.BALANCE
+
+
+def check_select_by(select_by):
+  """Returns `select_by` if it is one of `SELECT_BY`.
+
+  Raises:
+    ValueError: it is not, quoting it.
+  """
+  if select_by not in SELECT_BY:
+    raise ValueError(f"select_by must be one of {SELECT_BY}, got "
+                     f"{select_by!r}")
+  return select_by
+
+
+def score_name(select_by):
+  """The score `select_by` selects on, or None for `last`."""
+  check_select_by(select_by)
+  return None if select_by == LAST else select_by
+
+
+def comparison_score(select_by):
+  """The score a run is compared on with its baseline: its selection
+  score, or `COMPARISON_SCORE` for `last`."""
+  return score_name(select_by) or COMPARISON_SCORE
+
+
+def _usable(value):
+  return value is not None and not (isinstance(value, float)
+                                    and math.isnan(value))
+
+
+def is_better(candidate, best, name):
+  """Whether score `name` = `candidate` beats `best` (strictly).
+
+  Args:
+    candidate: a float, or None / NaN (never better).
+    best: the best so far, or None / NaN (anything usable beats it).
+    name: a key of `DIRECTIONS`.
+
+  Returns:
+    A bool.
+
+  Raises:
+    ValueError: `name` has no direction.
+  """
+  if name not in DIRECTIONS:
+    raise ValueError(f"score {name!r} has no direction; selectable scores "
+                     f"are {tuple(DIRECTIONS)}")
+  if not _usable(candidate):
+    return False
+  if not _usable(best):
+    return True
+  return DIRECTIONS[name] * (float(candidate) - float(best)) > 0
+
+
+def select_epoch(epoch_scores, select_by):
+  """The epoch `select_by` picks.
+
+  Args:
+    epoch_scores: a mapping from epoch (int) to that epoch's scores (a dict
+      from score name to float), or a sequence of `(epoch, scores)` pairs.
+    select_by: one of `SELECT_BY`.
+
+  Returns:
+    `(epoch, value)`: the last epoch and None for `last`; else the first
+    epoch with the best usable value of the score, and that value.
+
+  Raises:
+    ValueError: no epoch, a bad `select_by`, or no epoch has a usable
+      value of the score.
+  """
+  name = score_name(select_by)
+  items = sorted(dict(epoch_scores).items())
+  if not items:
+    raise ValueError("select_epoch needs at least one epoch, got none")
+  if name is None:
+    return items[-1][0], None
+  best_epoch, best = None, None
+  for epoch, values in items:
+    value = values.get(name)
+    if is_better(value, best, name):
+      best_epoch, best = epoch, float(value)
+  if best_epoch is None:
+    raise ValueError(f"no epoch has a value of score {name!r} (epochs "
+                     f"{[epoch for epoch, _ in items]})")
+  return best_epoch, best

@@ -1,0 +1,151 @@
+"""Tests of srdc_tf.selection (pure) and of the callback that keeps the
+selected epoch's weights."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from srdc_tf import selection
+from srdc_tf.callbacks import model_selection
+
+NAN = float("nan")
+# Epoch -> scores: entropy is lowest at 2, balance highest at 1, SND highest
+# at 0 and 3 (a tie: the first wins), k-means agreement missing at 0.
+EPOCHS = {
+    0: {"entropy": 0.9, "balance": 0.5, "snd": 3.0},
+    1: {"entropy": 0.6, "balance": 0.9, "snd": 2.0, "kmeans_agreement": 0.4},
+    2: {"entropy": 0.2, "balance": 0.7, "snd": 2.5, "kmeans_agreement": NAN},
+    3: {"entropy": 0.3, "balance": 0.8, "snd": 3.0, "kmeans_agreement": 0.7},
+}
+
+
+@pytest.mark.parametrize("select_by, epoch, value", [
+    ("last", 3, None),
+    ("entropy", 2, 0.2),  # Lower is better.
+    ("balance", 1, 0.9),
+    ("snd", 0, 3.0),  # The first of a tie.
+    ("kmeans_agreement", 3, 0.7),  # Missing and NaN values are skipped.
+])
+def test_select_epoch(select_by, epoch, value):
+  assert selection.select_epoch(EPOCHS, select_by) == (epoch, value)
+  # Pairs in any order give the same.
+  pairs = list(reversed(list(EPOCHS.items())))
+  assert selection.select_epoch(pairs, select_by) == (epoch, value)
+
+
+@pytest.mark.parametrize("candidate, best, name, better", [
+    (0.5, None, "snd", True),
+    (0.5, NAN, "snd", True),
+    (NAN, 0.5, "snd", False),
+    (None, 0.5, "snd", False),
+    (0.6, 0.5, "snd", True),
+    (0.5, 0.5, "snd", False),  # Strictly.
+    (0.4, 0.5, "entropy", True),
+    (0.6, 0.5, "entropy", False),
+])
+def test_is_better(candidate, best, name, better):
+  assert selection.is_better(candidate, best, name) is better
+
+
+def test_every_selectable_score_has_a_direction():
+  assert selection.SELECT_BY[0] == "last"
+  assert set(selection.SELECT_BY[1:]) == set(selection.DIRECTIONS)
+  assert selection.DEFAULT_SELECT_BY in selection.SELECT_BY
+  assert selection.comparison_score("last") == selection.COMPARISON_SCORE
+  assert selection.comparison_score("balance") == "balance"
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: selection.select_epoch({}, "snd"), "at least one epoch, got none"),
+    (lambda: selection.select_epoch(EPOCHS, "accuracy"),
+     "select_by must be one of .*, got 'accuracy'"),
+    (lambda: selection.select_epoch({0: {"snd": NAN}}, "snd"),
+     r"no epoch has a value of score 'snd' \(epochs \[0\]\)"),
+    (lambda: selection.is_better(1.0, 0.0, "accuracy"),
+     "score 'accuracy' has no direction"),
+])
+def test_bad_inputs_quote_the_value(call, message):
+  with pytest.raises(ValueError, match=message):
+    call()
+
+
+# === The callback ===
+
+
+class _ScriptedScores(keras.callbacks.Callback):
+  """Stands in for LabelFreeScores: gives each epoch a scripted score, and
+  keeps a copy of the weights each epoch ended with."""
+
+  def __init__(self, values):
+    super().__init__()
+    self.values = values
+    self.epoch_scores = {}
+    self.weights_at = {}
+    self.last_predictions = None
+
+  def on_epoch_end(self, epoch, logs=None):
+    self.epoch_scores[epoch] = {"snd": self.values[epoch]}
+    self.last_predictions = np.full(4, epoch, np.int32)
+    self.weights_at[epoch] = self.model.get_weights()
+
+  def compute(self, model=None):
+    del model
+    return {"snd": math.nan}
+
+
+def _fit(select_by, values):
+  keras.utils.set_random_seed(0)
+  model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+  model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+  scripted = _ScriptedScores(values)
+  keeper = model_selection.BestEpochWeights(select_by, scripted)
+  x = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+  model.fit(x, np.zeros((4, 2), np.float32), epochs=len(values),
+            batch_size=2, verbose=0, callbacks=[scripted, keeper])
+  return model, scripted, keeper
+
+
+def test_callback_puts_the_best_epochs_weights_back():
+  model, scripted, keeper = _fit("snd", [1.0, 3.0, 2.0, NAN])
+  chosen = keeper.finish(model, final_epoch=3)
+  assert (chosen.epoch, chosen.score, chosen.select_by) == (1, 3.0, "snd")
+  assert chosen.restored and chosen.position == 1
+  np.testing.assert_array_equal(chosen.predictions, np.full(4, 1))
+  for got, expected in zip(model.get_weights(), scripted.weights_at[1]):
+    np.testing.assert_array_equal(got, expected)
+  assert any(np.any(got != last) for got, last in
+             zip(model.get_weights(), scripted.weights_at[3]))
+
+
+def test_callback_keeps_the_last_weights_when_the_last_epoch_is_best():
+  model, scripted, keeper = _fit("snd", [1.0, 2.0, 3.0])
+  chosen = keeper.finish(model, final_epoch=2)
+  assert (chosen.epoch, chosen.restored, chosen.position) == (2, False, 2)
+  for got, expected in zip(model.get_weights(), scripted.weights_at[2]):
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_callback_with_last_copies_nothing():
+  model, _, keeper = _fit("last", [3.0, 1.0])
+  assert keeper._best is None  # pylint: disable=protected-access
+  chosen = keeper.finish(model, final_epoch=1)
+  assert (chosen.select_by, chosen.epoch, chosen.score) == ("last", 1, None)
+
+
+def test_callback_without_the_score_falls_back_to_last():
+  # E.g. --select_by=kmeans_agreement for the source-only baseline.
+  model, _, keeper = _fit("kmeans_agreement", [1.0, 2.0])
+  chosen = keeper.finish(model, final_epoch=1)
+  assert (chosen.select_by, chosen.epoch, chosen.restored) == ("last", 1,
+                                                               False)
+
+
+def test_callback_resumed_after_the_last_epoch_scores_the_model():
+  model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+  keeper = model_selection.BestEpochWeights("snd", _ScriptedScores([]))
+  chosen = keeper.finish(model, final_epoch=9)
+  assert (chosen.select_by, chosen.epoch, chosen.position) == ("last", 9,
+                                                               None)
+  assert math.isnan(chosen.scores["snd"])
