@@ -191,11 +191,30 @@ def _check_inputs(model, class_names, transform, backbone):
   return transform
 
 
+def make_world_readable(root):
+  """Sets folders under `root` (itself included) to 0755 and files to 0644.
+
+  `tempfile.mkdtemp` creates 0700 folders and the user's umask may strip
+  more; TF Serving often runs as another user, which must read every
+  version.
+
+  Args:
+    root: a folder.
+  """
+  os.chmod(root, 0o755)
+  for folder, names, files in os.walk(root):
+    for name in names:
+      os.chmod(os.path.join(folder, name), 0o755)
+    for name in files:
+      os.chmod(os.path.join(folder, name), 0o644)
+
+
 def export_saved_model(model, export_base, class_names, transform=None,
                        backbone=None):
   """Writes `model` as `export_base/<next version>/`, atomically.
 
-  The SavedModel is written into a temporary folder beside the target and
+  The SavedModel is written into a temporary folder beside the target, made
+  world-readable (folders 0755, files 0644, whatever the umask) and
   renamed into place, so TF Serving never sees a half-written version and
   an existing version is never overwritten (a concurrent export that took
   the same number moves on to the next one).
@@ -225,6 +244,7 @@ def export_saved_model(model, export_base, class_names, transform=None,
   staging = tempfile.mkdtemp(prefix=".export-", dir=export_base)
   try:
     tf.saved_model.save(module, staging, signatures=signatures)
+    make_world_readable(staging)
     for _ in range(_MAX_VERSION_ATTEMPTS):
       final = os.path.join(export_base, str(next_version(export_base)))
       try:

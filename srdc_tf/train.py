@@ -194,6 +194,12 @@ def _validate():
         f"--steps_per_epoch must be > 0, got {FLAGS.steps_per_epoch}")
   if FLAGS.lr <= 0:
     raise app.UsageError(f"--lr must be > 0, got {FLAGS.lr}")
+  for name in ("backbone_lr_multiplier", "weight_decay"):
+    if getattr(FLAGS, name) < 0:
+      raise app.UsageError(f"--{name} must be >= 0, got "
+                           f"{getattr(FLAGS, name)}")
+  if not 0.0 <= FLAGS.momentum < 1.0:
+    raise app.UsageError(f"--momentum must be in [0, 1), got {FLAGS.momentum}")
   if not 0.0 <= FLAGS.beta <= 1.0:
     raise app.UsageError(f"--beta must be in [0, 1], got {FLAGS.beta}")
   if FLAGS.alpha <= 0:
@@ -221,6 +227,22 @@ def _validate():
   if (FLAGS.weights not in (None, "", "none", "imagenet")
       and not os.path.isfile(FLAGS.weights)):
     raise app.UsageError(f"--weights={FLAGS.weights!r}: no such file")
+  if FLAGS.weights == "imagenet" and FLAGS.backbone == "lenet":
+    raise app.UsageError("--weights=imagenet is not available for "
+                         "--backbone=lenet (train it from scratch)")
+  smallest = backbones.MIN_IMAGE_SIZE[FLAGS.backbone]
+  if FLAGS.image_size < smallest:
+    raise app.UsageError(
+        f"--image_size={FLAGS.image_size} is too small for "
+        f"--backbone={FLAGS.backbone}, which needs at least {smallest}")
+  if FLAGS.resize_size is not None and FLAGS.resize_size < FLAGS.image_size:
+    raise app.UsageError(
+        f"--resize_size={FLAGS.resize_size} is smaller than "
+        f"--image_size={FLAGS.image_size}: the crop would not fit")
+  for name in ("model_dir", "export_dir", "feature_cache_dir"):
+    path = getattr(FLAGS, name)
+    if path and os.path.exists(path) and not os.path.isdir(path):
+      raise app.UsageError(f"--{name}={path!r} is a file, not a folder")
 
 
 def main(argv):

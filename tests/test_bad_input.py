@@ -62,6 +62,42 @@ def test_unknown_backbone_is_refused(tmp_path):
   assert "'lenet5'" in result.stderr
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--backbone_lr_multiplier=-0.1"],
+     "--backbone_lr_multiplier must be >= 0, got -0.1"),
+    (["--weight_decay=-1e-4"], "--weight_decay must be >= 0, got -0.0001"),
+    (["--momentum=1.0"], "--momentum must be in [0, 1), got 1.0"),
+    (["--weights=imagenet"], "--weights=imagenet is not available for "
+     "--backbone=lenet"),
+    (["--image_size=12"], "--image_size=12 is too small for --backbone=lenet, "
+     "which needs at least 16"),
+    (["--image_size=24", "--backbone=mobilenet_v2"],
+     "--image_size=24 is too small for --backbone=mobilenet_v2"),
+    (["--resize_size=12"], "--resize_size=12 is smaller than --image_size=16"),
+])
+def test_bad_settings_are_refused_before_any_work(flags, message, tmp_path):
+  model_dir = tmp_path / "run"
+  result = run_testlib.train(*run_testlib.TINY_RUN, *flags,
+                             f"--model_dir={model_dir}")
+  assert result.returncode != 0
+  assert message in result.stderr
+  assert "Traceback" not in result.stderr
+  assert not model_dir.exists()
+
+
+@pytest.mark.parametrize("flag", ["model_dir", "export_dir",
+                                  "feature_cache_dir"])
+def test_a_file_where_a_folder_is_wanted_is_refused(flag, tmp_path):
+  path = tmp_path / "a_file"
+  path.write_text("keep me")
+  args = {"model_dir": str(tmp_path / "run"), flag: str(path)}
+  result = run_testlib.train(*run_testlib.TINY_RUN,
+                             *[f"--{k}={v}" for k, v in args.items()])
+  assert result.returncode != 0
+  assert f"--{flag}='{path}' is a file, not a folder" in result.stderr
+  assert path.read_text() == "keep me"
+
+
 @pytest.mark.e2e
 def test_weights_file_of_another_architecture_is_refused(tmp_path):
   other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])

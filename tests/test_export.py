@@ -31,14 +31,24 @@ def test_export_binary_writes_the_next_version():
   os.makedirs(os.path.join(base, "3"))
   with open(os.path.join(base, "3", "keep"), "w") as f:
     f.write("older")
-  done = lib.run_python(["-m", "srdc_tf.export",
-                         f"--model_dir={settings.model_dir}",
-                         f"--export_dir={base}"])
+  umask = os.umask(0o077)  # The export binary inherits a strict umask.
+  try:
+    done = lib.run_python(["-m", "srdc_tf.export",
+                           f"--model_dir={settings.model_dir}",
+                           f"--export_dir={base}"])
+  finally:
+    os.umask(umask)
   assert done.returncode == 0, done.stderr
   version = os.path.join(base, "4")
   assert done.stdout.strip().splitlines()[-1] == version
   assert os.listdir(os.path.join(base, "3")) == ["keep"]
   assert sorted(os.listdir(base)) == ["3", "4"]
+  # Readable by TF Serving running as another user, whatever the umask.
+  for folder, names, files in os.walk(version):
+    assert os.stat(folder).st_mode & 0o777 == 0o755, folder
+    for name in files:
+      path = os.path.join(folder, name)
+      assert os.stat(path).st_mode & 0o777 == 0o644, path
 
   loaded = tf.saved_model.load(version)
   assert serving.exported_class_names(loaded) == tuple(data.source.class_names)

@@ -8,6 +8,10 @@ from srdc_tf.models import precision
 from srdc_tf.models import preprocessing
 
 BACKBONES = ("lenet", "mobilenet_v2", "resnet50")
+# The smallest input side each backbone can run on: LeNet's two 5x5
+# convolutions and 2x2 poolings leave 1 pixel of a 16-pixel side; Keras'
+# ImageNet models refuse sides below 32.
+MIN_IMAGE_SIZE = {"lenet": 16, "mobilenet_v2": 32, "resnet50": 32}
 
 
 def _lenet(inputs):
