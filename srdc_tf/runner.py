@@ -22,6 +22,7 @@ from srdc_tf import callbacks as callbacks_lib
 from srdc_tf import collapse_guard
 from srdc_tf import distribute
 from srdc_tf import metrics
+from srdc_tf import run_directory
 from srdc_tf import run_files
 from srdc_tf import scores as scores_lib
 from srdc_tf import selection
@@ -426,8 +427,8 @@ def run(settings, data, strategy, baseline_dir=None):
   return result
 
 
-BACKUP_DIR = "backup"
-RUN_INFO_FILE = "run_info.json"
+BACKUP_DIR = run_directory.BACKUP_DIR
+RUN_INFO_FILE = run_directory.RUN_INFO_FILE
 
 
 def finished_result(settings):
@@ -436,7 +437,7 @@ def finished_result(settings):
 
   `run` writes `run_info.json` last, after the model and its files, so its
   presence means the run is complete. A run whose recorded settings differ
-  in anything (a file from another command) or whose file cannot be read
+  in anything but where output goes (`run_directory.RUNTIME_ONLY`) (a file from another command) or whose file cannot be read
   does not count: it is trained again.
 
   Args:
@@ -451,9 +452,9 @@ def finished_result(settings):
       info = json.load(f)
   except (OSError, ValueError):
     return None
-  # Through JSON so that both sides have JSON's types (tuples as lists).
-  wanted = json.loads(json.dumps(dataclasses.asdict(settings)))
-  if not isinstance(info, dict) or info.get("settings") != wanted:
+  # Where output goes and what is printed do not make it another run.
+  if (not isinstance(info, dict) or not isinstance(info.get("settings"), dict)
+      or run_directory.differences(info["settings"], settings)):
     return None
   return {key: value for key, value in info.items()
           if key not in ("settings", "skipped_image_files")}
@@ -481,7 +482,7 @@ def _per_class_accuracy(model, domain, batch_size, transform):
 
 def _run_record(settings, data, steps):
   """What a backup must match to be resumed by this run."""
-  return {"epochs": settings.epochs, "steps_per_epoch": steps,
+  return {"settings": run_directory.comparable_settings(settings),"epochs": settings.epochs, "steps_per_epoch": steps,
           "batch_size": settings.batch_size, "seed": settings.seed,
           "method": settings.method, "backbone": settings.backbone,
           "num_classes": data.source.num_classes,

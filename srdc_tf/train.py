@@ -141,6 +141,10 @@ flags.DEFINE_integer("seed", 0, "Random seed.")
 # === Runtime ===
 flags.DEFINE_string("model_dir", None, "Run directory (checkpoints, logs, "
                     "metrics).")
+flags.DEFINE_boolean("overwrite", False, "If --model_dir holds a run "
+                     "(finished or backed up) of other settings, move it "
+                     "aside to <model_dir>.replaced-<time> and start "
+                     "afresh, instead of refusing.")
 flags.DEFINE_string("export_dir", None, "Export base; the SavedModel goes "
                     "to <export_dir>/<next version>/. Empty: no export.")
 flags.DEFINE_string("strategy", "default", "default, mirrored or "
@@ -252,6 +256,7 @@ def main(argv):
   # Imported after flag parsing so that --help and flag errors are instant.
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from srdc_tf import distribute  # pylint: disable=g-import-not-at-top
+  from srdc_tf import run_directory  # pylint: disable=g-import-not-at-top
   from srdc_tf import runner  # pylint: disable=g-import-not-at-top
   from srdc_tf.callbacks import divergence  # pylint: disable=g-import-not-at-top
   from srdc_tf.models import backbones  # pylint: disable=g-import-not-at-top
@@ -262,19 +267,39 @@ def main(argv):
     strategy = distribute.create_strategy(FLAGS.strategy,
                                           FLAGS.num_cpu_devices)
     settings = runner.RunSettings.from_flags(FLAGS)
+    # A run of other settings in --model_dir is refused (or moved aside),
+    # before the data is loaded.
+    moved = run_directory.claim(settings, FLAGS.overwrite)
+    if moved:
+      logging.warning("--overwrite: moved the earlier run in %s to %s",
+                      settings.model_dir, moved)
     if FLAGS.weights not in (None, "", "none", "imagenet"):
       # A weights file of another architecture fails now, not after the
       # data is loaded and checked.
       backbones.build_backbone(FLAGS.backbone, settings.transform.shape,
                                weights=FLAGS.weights)
-    data = runner.load_data(settings)
+    finished = runner.finished_result(settings)
+    data = None if finished else runner.load_data(settings)
   except (ValueError, OSError) as error:
     # Bad inputs stop here, before any training, with what was wrong.
     raise app.UsageError(str(error)) from error
   results = {}
   baseline_dir = None  # The finished baseline the SRDC run compares with.
   try:
-    if FLAGS.with_baseline and not FLAGS.source_only:
+    if finished:
+      # The same command again: report the finished run, train nothing.
+      logging.info("%s holds this run, finished earlier; reporting it.",
+                   settings.model_dir)
+      baseline = os.path.join(settings.model_dir, "source_only")
+      if FLAGS.with_baseline and not FLAGS.source_only:
+        results["source_only"] = runner.finished_result(settings.replace(
+            source_only=True, model_dir=baseline, export_dir=""))
+        if results["source_only"] is None:
+          results.pop("source_only")
+        else:
+          results["source_only"]["reused"] = True
+      finished["reused"] = True
+    elif FLAGS.with_baseline and not FLAGS.source_only:
       baseline = settings.replace(
           source_only=True,
           model_dir=os.path.join(settings.model_dir, "source_only"),
@@ -289,8 +314,8 @@ def main(argv):
       else:
         results["source_only"] = runner.run(baseline, data, strategy)
     name = "source_only" if FLAGS.source_only else "srdc"
-    results[name] = runner.run(settings, data, strategy,
-                               baseline_dir=baseline_dir)
+    results[name] = finished or runner.run(settings, data, strategy,
+                                           baseline_dir=baseline_dir)
   except divergence.TrainingDivergedError as error:
     sys.exit(f"error: {error}")
   print(f"\n=== Target accuracy on {settings.target_eval or settings.target} ===")

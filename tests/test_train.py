@@ -55,8 +55,20 @@ def test_default_run_writes_everything(tmp_path):
   assert os.path.isdir(export_dir / "1")
   model = keras.models.load_model(model_dir / "model.keras")
   assert model.num_classes == 6
-  # Restarted, the command keeps its finished baseline and trains SRDC.
+  # The same command again reports both finished runs and trains nothing.
   baseline_info = (model_dir / "source_only" / "run_info.json").read_text()
+  srdc_model = (model_dir / "model.keras").stat().st_mtime_ns
+  again = train("--flagfile=flags/default.cfg", f"--model_dir={model_dir}",
+                "--export_dir=", *([] if FULL else SHORT))
+  assert again.returncode == 0, again.stderr[-3000:]
+  reported = json.loads((model_dir / "summary.json").read_text())
+  assert reported["srdc"]["reused"] is reported["source_only"]["reused"] is True
+  assert reported["srdc"]["target_accuracy"] == summary["srdc"][
+      "target_accuracy"]
+  assert (model_dir / "model.keras").stat().st_mtime_ns == srdc_model
+  # Interrupted after its baseline (no SRDC record), the command keeps the
+  # finished baseline and trains SRDC.
+  (model_dir / "run_info.json").unlink()
   again = train("--flagfile=flags/default.cfg", f"--model_dir={model_dir}",
                 "--export_dir=", *([] if FULL else SHORT))
   assert again.returncode == 0, again.stderr[-3000:]

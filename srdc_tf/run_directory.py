@@ -1,0 +1,125 @@
+"""Claims a run directory for a command, before any long work.
+
+A finished run directory is never overwritten by another command, and a
+backup is never resumed by a run of other settings: the command that wrote
+them resumes or reports its result; any other command is refused with the
+settings that differ, and may pass `--overwrite`, which moves the old
+directory aside (nothing is deleted), or use another `--model_dir`.
+"""
+
+import dataclasses
+import json
+import os
+import time
+
+from srdc_tf.callbacks import backup as backup_lib
+
+RUN_INFO_FILE = "run_info.json"
+BACKUP_DIR = "backup"
+# Settings that change where output goes or how much is printed, never
+# what is trained: a run may be resumed or reported with other values.
+RUNTIME_ONLY = ("verbose", "export_dir", "checkpoint_every_steps",
+                "worker_weights_dir", "feature_cache_dir")
+
+
+class RunDirectoryInUse(ValueError):
+  """The run directory holds a run of other settings."""
+
+
+def comparable_settings(settings):
+  """The settings that decide what a run trains, as JSON types.
+
+  Args:
+    settings: a `RunSettings` or the dict of one (`dataclasses.asdict`).
+
+  Returns:
+    A dict without the `RUNTIME_ONLY` fields.
+  """
+  if dataclasses.is_dataclass(settings):
+    settings = dataclasses.asdict(settings)
+  settings = json.loads(json.dumps(settings))
+  return {key: value for key, value in settings.items()
+          if key not in RUNTIME_ONLY}
+
+
+def differences(old, new):
+  """`[(name, old value, new value)]` of the settings that differ."""
+  old, new = comparable_settings(old), comparable_settings(new)
+  return [(name, old.get(name), new.get(name))
+          for name in sorted(set(old) | set(new))
+          if old.get(name) != new.get(name)]
+
+
+def _recorded_settings(model_dir):
+  """`(what, settings dict)` of the run in `model_dir`, or None: the
+  finished run's `run_info.json`, else the newest backup's record."""
+  path = os.path.join(model_dir, RUN_INFO_FILE)
+  if os.path.exists(path):
+    try:
+      with open(path) as f:
+        info = json.load(f)
+      return "a finished run", dict(info["settings"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+      raise ValueError(
+          f"{path!r} cannot be read as a finished run's record ({error}); "
+          "nothing was changed. Pass --overwrite to move the folder aside, "
+          "or choose another --model_dir.") from error
+  for _, path in backup_lib.checkpoints(os.path.join(model_dir, BACKUP_DIR)):
+    try:
+      with open(os.path.join(path, backup_lib.POSITION_FILE)) as f:
+        record = json.load(f).get("run", {})
+    except (OSError, ValueError):
+      continue  # A torn backup; the resume skips it too.
+    if "settings" in record:
+      return "the backup of an unfinished run", record["settings"]
+  return None
+
+
+def _move_aside(model_dir):
+  aside = (f"{model_dir.rstrip(os.sep)}.replaced-"
+           f"{time.strftime('%Y%m%d-%H%M%S')}")
+  os.rename(model_dir, aside)
+  return aside
+
+
+def claim(settings, overwrite=False):
+  """Checks that `settings.model_dir` may be used by a run of `settings`.
+
+  Args:
+    settings: the `RunSettings` of the command.
+    overwrite: move a run of other settings aside instead of refusing.
+
+  Returns:
+    None, or the folder the old run was moved to.
+
+  Raises:
+    RunDirectoryInUse: the folder holds a run (finished, or backed up) of
+      other settings and `overwrite` is False; the message names the
+      differing settings and both ways out.
+    ValueError: a `run_info.json` there cannot be read (named).
+  """
+  model_dir = settings.model_dir
+  if not os.path.isdir(model_dir):
+    return None
+  try:
+    recorded = _recorded_settings(model_dir)
+  except ValueError:
+    if not overwrite:
+      raise
+    return _move_aside(model_dir)
+  if recorded is None:
+    return None
+  what, old = recorded
+  changed = differences(old, settings)
+  if not changed:
+    return None
+  if overwrite:
+    return _move_aside(model_dir)
+  shown = "; ".join(f"--{name}: {old_value!r} there, {new_value!r} now"
+                    for name, old_value, new_value in changed[:8])
+  more = f" (and {len(changed) - 8} more)" if len(changed) > 8 else ""
+  raise RunDirectoryInUse(
+      f"--model_dir={model_dir!r} holds {what} with other settings "
+      f"({shown}{more}). Nothing was changed. Run the same command to "
+      "resume or report it, pass --overwrite to move it aside and start "
+      "afresh, or choose another --model_dir.")
