@@ -6,6 +6,14 @@ Spec kinds:
 - `tfds:<name>[/<config>][:<split>]`: any TensorFlow Datasets dataset with
   an `image` and a `label` (ClassLabel) feature, read from `tfds_data_dir`
   (or TFDS' default) and never downloaded. Split defaults to `train`.
+- `textured:<name>[:<split>]`: the grey digits of the TFDS split that
+  `tfds:<name>:<split>` names (`textured:mnist:train`,
+  `textured:mnist:test`), composited onto procedural colour textures as
+  MNIST-M blends them with natural-image patches
+  (`srdc_tf.data.textured_digits`), in colour, with the digits' labels and
+  class names. Generated at load time from a seed fixed per split
+  (`textured_digits.split_seed`), not the run's `--seed`: every run and
+  seed sees the same images. Split defaults to `train`.
 - A directory: one folder per class, or the Office-31 layout
   `<domain>/images/<class>/` (detected).
 - An image-list file (`*.txt`): one `relative/path label` per line, paths
@@ -28,10 +36,12 @@ import numpy as np
 
 from srdc_tf.data import domain as domain_lib
 from srdc_tf.data import synthetic
+from srdc_tf.data import textured_digits
 from srdc_tf.data import validation
 
 SYNTHETIC_PREFIX = "synthetic:"
 TFDS_PREFIX = "tfds:"
+TEXTURED_PREFIX = "textured:"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 DATA_ROOT_ENV = "SRDC_DATA_ROOT"
 
@@ -100,6 +110,31 @@ def _load_tfds(spec, tfds_data_dir):
   return domain_lib.Domain(
       name=f"{name}:{split}", class_names=class_names,
       labels=np.asarray(labels, np.int32), **storage)
+
+
+def _load_textured(spec, tfds_data_dir):
+  digits_spec = TFDS_PREFIX + spec[len(TEXTURED_PREFIX):]
+  if digits_spec == TFDS_PREFIX:
+    raise ValueError(f"textured spec {spec!r} names no dataset (e.g. "
+                     "textured:mnist:train)")
+  name, split = parse_tfds_spec(digits_spec)
+  try:
+    digits = _load_tfds(digits_spec, tfds_data_dir)
+  except ValueError as error:
+    raise ValueError(
+        f"data spec {spec!r} composites the digits of {digits_spec!r}, "
+        "which cannot be loaded (pass the TFDS folder that holds them as "
+        f"--tfds_data_dir or $TFDS_DATA_DIR): {error}") from error
+  if digits.images is None or digits.images.shape[-1] != 1:
+    shape = None if digits.images is None else digits.images.shape[1:]
+    raise ValueError(
+        f"data spec {spec!r} needs fixed-size grey images, and "
+        f"{digits_spec!r} has images of shape {shape}")
+  images = textured_digits.composite(digits.images,
+                                     textured_digits.split_seed(name, split))
+  return domain_lib.Domain(
+      name=f"textured:{name}:{split}", class_names=digits.class_names,
+      labels=digits.labels, images=images)
 
 
 def _class_folders(directory):
@@ -207,6 +242,8 @@ def load_domain(spec, data_root=None, list_root=None, tfds_data_dir=None,
     return _load_synthetic(spec, synthetic_examples_per_class, seed)
   if spec.startswith(TFDS_PREFIX):
     return _load_tfds(spec, tfds_data_dir)
+  if spec.startswith(TEXTURED_PREFIX):
+    return _load_textured(spec, tfds_data_dir)
   path = _resolve(spec, data_root)
   if os.path.isdir(path):
     domain = _load_directory(path, spec)
@@ -216,7 +253,7 @@ def load_domain(spec, data_root=None, list_root=None, tfds_data_dir=None,
   else:
     raise ValueError(
         f"data spec {spec!r}: {path!r} is neither a directory nor an image "
-        f"list, and the spec is not synthetic:... or tfds:...")
+        f"list, and the spec is not synthetic:..., tfds:... or textured:...")
   domain, skipped = validation.validate_domain(
       domain, min_side=min_image_side, max_side=max_image_side,
       skip_bad=skip_bad_images)
