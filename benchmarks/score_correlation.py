@@ -103,9 +103,17 @@ def analyse_run(metrics):
     result["correlation"][name] = spearman(
         selection.DIRECTIONS[name] * values, metrics[ACCURACY])
     epoch, _ = selection.select_epoch(
-        {int(e): {name: v} for e, v in zip(epochs, values)}, name)
+        {int(e): _scores_of(metrics, row) for row, e in enumerate(epochs)},
+        name)
     result["accuracy"][name] = accuracy[epoch]
   return result
+
+
+def _scores_of(metrics, row):
+  """The label-free scores of one epoch (one metrics.csv row)."""
+  return {name: float(metrics[scores_lib.SCORE_PREFIX + name].iloc[row])
+          for name in (scores_lib.BALANCE,) + SCORES
+          if scores_lib.SCORE_PREFIX + name in metrics.columns}
 
 
 def find_runs(run_dirs):
@@ -161,8 +169,12 @@ def markdown(columns, rows):
   return "\n".join(lines)
 
 
-flags.DEFINE_list("run_dirs", None, "Folders searched recursively for "
-                  "metrics.csv files.")
+def define_flags():
+  # Defined when run as a script only: imported beside `srdc_tf.report`
+  # (the test suite), a module-level --run_dirs would be defined twice.
+  flags.DEFINE_list("run_dirs", None, "Folders searched recursively for "
+                    "metrics.csv files.")
+  flags.mark_flag_as_required("run_dirs")
 
 
 def main(argv):
@@ -181,5 +193,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  flags.mark_flag_as_required("run_dirs")
+  define_flags()
   app.run(main)

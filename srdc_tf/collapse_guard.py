@@ -39,7 +39,7 @@ from srdc_tf import selection
 # (log sqrt(K) = 0.5 log K): 2.4 of 6 classes, 3.2 of 10, 5.6 of 31. A
 # target whose classes are merely imbalanced stays well above it; a model
 # that gives most images one or two classes falls below.
-MIN_BALANCE = 0.5
+MIN_BALANCE = selection.MIN_BALANCE
 # (b) The target's class proportions may differ from the source's (label
 # shift): a class may take up to this many times the share of the source's
 # largest class before it counts as collapse...

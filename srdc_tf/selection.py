@@ -30,6 +30,10 @@ DIRECTIONS = {
     scores.KMEANS_AGREEMENT: +1,
 }
 SELECT_BY = (LAST,) + tuple(DIRECTIONS)
+# An epoch whose balance is below this has collapsed (see
+# `collapse_guard`, which warns on it): no score selects it while another
+# epoch has not. Entropy needs this most, as it rewards a collapse.
+MIN_BALANCE = 0.5
 # The default of --select_by: to be chosen by measurement across the
 # benchmark families (benchmarks/score_correlation.py); one line to change.
 DEFAULT_SELECT_BY = LAST
@@ -96,8 +100,18 @@ def is_better(candidate, best, name):
   return DIRECTIONS[name] * (float(candidate) - float(best)) > 0
 
 
+def eligible(values):
+  """Whether an epoch with these scores may be selected: its balance, if
+  known, is not below `MIN_BALANCE` (a collapsed epoch)."""
+  balance = values.get(scores.BALANCE)
+  return not _usable(balance) or float(balance) >= MIN_BALANCE
+
+
 def select_epoch(epoch_scores, select_by):
   """The epoch `select_by` picks.
+
+  Collapsed epochs (`eligible` is False) are never picked by a score;
+  when every epoch collapsed, the last is kept.
 
   Args:
     epoch_scores: a mapping from epoch (int) to that epoch's scores (a dict
@@ -105,8 +119,9 @@ def select_epoch(epoch_scores, select_by):
     select_by: one of `SELECT_BY`.
 
   Returns:
-    `(epoch, value)`: the last epoch and None for `last`; else the first
-    epoch with the best usable value of the score, and that value.
+    `(epoch, value)`: the last epoch and None for `last` (or when every
+    epoch collapsed); else the first eligible epoch with the best usable
+    value of the score, and that value.
 
   Raises:
     ValueError: no epoch, a bad `select_by`, or no epoch has a usable
@@ -119,7 +134,10 @@ def select_epoch(epoch_scores, select_by):
   if name is None:
     return items[-1][0], None
   best_epoch, best = None, None
-  for epoch, values in items:
+  candidates = [(epoch, values) for epoch, values in items if eligible(values)]
+  if not candidates:
+    return items[-1][0], None
+  for epoch, values in candidates:
     value = values.get(name)
     if is_better(value, best, name):
       best_epoch, best = epoch, float(value)

@@ -60,7 +60,8 @@ def test_analyse_run():
   assert accuracy["last"] == 0.6 and accuracy["best"] == 0.9
   assert accuracy["entropy"] == 0.6  # Lowest entropy: epoch 3.
   assert accuracy["balance"] == 0.9
-  assert accuracy["snd"] == 0.2
+  # SND is best at epoch 0, whose balance (0.4) is a collapse: epoch 1.
+  assert accuracy["snd"] == 0.5
   assert math.isnan(accuracy["kmeans_agreement"])  # Not in this run.
   correlation = result["correlation"]
   assert correlation["balance"] == pytest.approx(1.0)  # Same order.
@@ -91,5 +92,5 @@ def test_script_prints_both_tables(tmp_path):
   lines = result.stdout.splitlines()
   assert ("| digits/usps2mnist | srdc | 2 | 0.80 | 1.00 | -1.00 | - |"
           in lines), result.stdout
-  assert ("| digits/usps2mnist | srdc | 2 | 60.00 | 60.00 | 90.00 | 20.00 "
+  assert ("| digits/usps2mnist | srdc | 2 | 60.00 | 60.00 | 90.00 | 50.00 "
           "| - | 90.00 |" in lines), result.stdout

@@ -149,3 +149,22 @@ def test_callback_resumed_after_the_last_epoch_scores_the_model():
   assert (chosen.select_by, chosen.epoch, chosen.position) == ("last", 9,
                                                                None)
   assert math.isnan(chosen.scores["snd"])
+
+
+@pytest.mark.parametrize("select_by, expected", [
+    ("entropy", 2),  # Epoch 1 has the lowest entropy but has collapsed.
+    ("snd", 2),
+    ("last", 3),
+])
+def test_a_collapsed_epoch_is_never_selected(select_by, expected):
+  epochs = {0: {"entropy": 1.0, "balance": 0.9, "snd": 1.0},
+            1: {"entropy": 0.1, "balance": 0.2, "snd": 9.0},
+            2: {"entropy": 0.5, "balance": 0.8, "snd": 2.0},
+            3: {"entropy": 0.6, "balance": 0.8, "snd": 1.5}}
+  assert selection.select_epoch(epochs, select_by)[0] == expected
+
+
+def test_when_every_epoch_collapsed_the_last_is_kept():
+  epochs = {0: {"entropy": 0.3, "balance": 0.1},
+            1: {"entropy": 0.2, "balance": 0.05}}
+  assert selection.select_epoch(epochs, "entropy") == (1, None)

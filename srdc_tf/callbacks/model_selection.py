@@ -65,7 +65,10 @@ class BestEpochWeights(keras.callbacks.Callback):
     name = selection.score_name(self.select_by)
     if name is None:
       return
-    value = self.scores.epoch_scores.get(epoch, {}).get(name)
+    values = self.scores.epoch_scores.get(epoch, {})
+    if not selection.eligible(values):
+      return  # A collapsed epoch is never kept.
+    value = values.get(name)
     best = None if self._best is None else self._best[1]
     if selection.is_better(value, best, name):
       self._best = (epoch, float(value), self.model.get_weights(),
