@@ -9,7 +9,7 @@ After training, the model a run keeps (the selected epoch's, see
     `MIN_BALANCE`: the predictions spread over few classes;
 (b) `score_largest_class_share` above `share_limit(...)`: one class takes
     far more of the target than any class has of the source;
-(c) with a source-only baseline: the adapted model's selection score
+(c) with a source-only baseline: the adapted model's comparison score
     (`selection.comparison_score`) worse than the baseline's by more than
     `BASELINE_MARGIN`.
 

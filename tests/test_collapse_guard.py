@@ -160,13 +160,17 @@ def test_guard_falls_back_to_a_healthy_baseline(tmp_path):
   assert itself.exported == guard_lib.ADAPTED
 
 
-def test_guard_warns_when_adaptation_scores_worse(tmp_path):
-  baseline = _baseline(tmp_path, {**HEALTHY, "snd": 2.5})
-  outcome = guard_lib.guard("srdc", HEALTHY, 5, BALANCED_SOURCE, "snd",
+@pytest.mark.parametrize("select_by", ["last", "entropy", "snd", "balance"])
+def test_guard_warns_when_adaptation_scores_worse(select_by, tmp_path):
+  # Every selection compares on balance; the adapted model is 0.15 below.
+  baseline = _baseline(tmp_path, {**HEALTHY, "balance": 0.95})
+  adapted = {**HEALTHY, "balance": 0.8, "snd": 9.0, "entropy": 0.01}
+  outcome = guard_lib.guard("srdc", adapted, 5, BALANCED_SOURCE, select_by,
                             "warn", baseline)
   assert [f.kind for f in outcome.findings] == [guard_lib.WORSE_THAN_BASELINE]
-  assert outcome.findings[0].score == "score_snd"
+  assert outcome.findings[0].score == "score_balance"
   assert outcome.exported == guard_lib.ADAPTED
-  # Selected by `last`, it is compared on balance, where it is as good.
-  assert guard_lib.guard("srdc", HEALTHY, 5, BALANCED_SOURCE, "last", "warn",
+  # As balanced as the baseline: no warning, whatever the other scores.
+  assert guard_lib.guard("srdc", {**adapted, "balance": 0.95}, 5,
+                         BALANCED_SOURCE, select_by, "warn",
                          baseline).findings == []

@@ -55,6 +55,8 @@ def test_every_selectable_score_has_a_direction():
   assert selection.DEFAULT_SELECT_BY in selection.SELECT_BY
   assert selection.comparison_score("last") == selection.COMPARISON_SCORE
   assert selection.comparison_score("balance") == "balance"
+  # Adaptation lowers entropy whether it helps or not: not a comparison.
+  assert selection.comparison_score("entropy") == selection.COMPARISON_SCORE
 
 
 @pytest.mark.parametrize("call, message", [
