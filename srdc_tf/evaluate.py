@@ -13,6 +13,7 @@ confusion_matrix.csv) in --output_dir.
 from absl import app
 from absl import flags
 
+from srdc_tf import cli
 from srdc_tf import data_flags
 
 FLAGS = flags.FLAGS
@@ -75,4 +76,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -11,6 +11,8 @@ existing version is never touched. Prints the path of the new version.
 from absl import app
 from absl import flags
 
+from srdc_tf import cli
+
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string("model_dir", None, "Training run directory holding "
@@ -41,4 +43,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -15,6 +15,8 @@ from absl import app
 from absl import flags
 import pandas as pd
 
+from srdc_tf import cli
+
 FLAGS = flags.FLAGS
 flags.DEFINE_list("run_dirs", None, "Folders searched (recursively) for "
                   "run_info.json files.")
@@ -174,4 +176,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

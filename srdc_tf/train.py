@@ -13,6 +13,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from srdc_tf import cli
 from srdc_tf import collapse_guard
 from srdc_tf import data_flags
 from srdc_tf import selection
@@ -379,4 +380,4 @@ def _find_in_flagfiles(argv, flag_name, seen=None):
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=parse_flags)
+  cli.run(main, flags_parser=parse_flags)

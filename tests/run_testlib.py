@@ -38,6 +38,13 @@ def train(*args, timeout=300, **env):
                         text=True, timeout=timeout, env=environment(**env))
 
 
+def run_module(module, *args, timeout=300):
+  """Runs `python -m module args`; returns the CompletedProcess."""
+  return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO,
+                        capture_output=True, text=True, timeout=timeout,
+                        env=environment())
+
+
 def start_training(*args, log_path, **env):
   """Starts the training binary; its output goes to `log_path`."""
   log = open(log_path, "w")  # pylint: disable=consider-using-with

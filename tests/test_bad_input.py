@@ -85,6 +85,22 @@ def test_bad_settings_are_refused_before_any_work(flags, message, tmp_path):
   assert not model_dir.exists()
 
 
+@pytest.mark.parametrize("binary, args", [
+    ("srdc_tf.train", ["--source=synthetic:source", "--target=synthetic:target",
+                       "--model_dir=/tmp/unused", "--epochs=0"]),
+    ("srdc_tf.report", ["--run_dirs=/nonexistent/runs", "--output=/tmp/r"]),
+])
+def test_a_usage_error_is_one_short_message(binary, args):
+  result = run_testlib.run_module(binary, *args)
+  assert result.returncode == 1
+  lines = [line for line in result.stderr.splitlines()
+           if line.startswith(("error:", "(see"))]
+  assert lines and lines[0].startswith("error: "), result.stderr
+  assert "--helpshort" in result.stderr
+  # Not the flag help first: the message is what a user sees.
+  assert len(result.stderr.splitlines()) < 10, result.stderr
+
+
 @pytest.mark.parametrize("flag", ["model_dir", "export_dir",
                                   "feature_cache_dir"])
 def test_a_file_where_a_folder_is_wanted_is_refused(flag, tmp_path):
