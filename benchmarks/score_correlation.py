@@ -139,11 +139,19 @@ def _mean(values):
   return sum(values) / len(values) if values else math.nan
 
 
-def tables(runs):
+def tables(runs, by_task=False):
   """The two tables (columns, rows) over `find_runs`' runs, one row per
-  task and method, averaged over its runs."""
+  task and method (per task, over all its methods, with `by_task`),
+  averaged over its runs. Runs still in progress (no run_info.json) and
+  runs that logged no scores (older versions) are left out, so that every
+  column averages the same runs."""
   groups = {}
   for _, task, method, metrics in runs:
+    if method == "?" or not any(column.startswith(scores_lib.SCORE_PREFIX)
+                                for column in metrics.columns):
+      continue
+    if by_task:
+      method = "srdc" if method.startswith("srdc") else method
     groups.setdefault((task, method), []).append(analyse_run(metrics))
   correlation_rows, accuracy_rows = [], []
   for (task, method), results in sorted(groups.items()):
@@ -174,6 +182,9 @@ def define_flags():
   # (the test suite), a module-level --run_dirs would be defined twice.
   flags.DEFINE_list("run_dirs", None, "Folders searched recursively for "
                     "metrics.csv files.")
+  flags.DEFINE_boolean("by_task", False, "One row per task and method "
+                       "family (source_only, srdc), over every SRDC "
+                       "variant, instead of one per exact method.")
   flags.mark_flag_as_required("run_dirs")
 
 
@@ -182,7 +193,7 @@ def main(argv):
   runs = find_runs(FLAGS.run_dirs)
   if not runs:
     raise app.UsageError(f"no metrics.csv under {FLAGS.run_dirs}")
-  (c_columns, c_rows), (a_columns, a_rows) = tables(runs)
+  (c_columns, c_rows), (a_columns, a_rows) = tables(runs, FLAGS.by_task)
   print("Spearman rank correlation over epochs of each score (oriented: "
         "entropy negated) with the target accuracy; mean over runs:\n")
   print(markdown(c_columns, c_rows))
