@@ -205,6 +205,10 @@ def load_data(settings):
   cache_dir = settings.feature_cache_dir or os.path.join(
       settings.model_dir, "feature_cache")
   backbone_id = f"{settings.backbone}:{settings.weights}"
+  if settings.weights and os.path.isfile(settings.weights):
+    # Other weights written to the same file are other features.
+    status = os.stat(settings.weights)
+    backbone_id += f":{status.st_size}:{status.st_mtime_ns}"
   embed = lambda domain: feature_cache.backbone_features(  # pylint: disable=g-long-lambda
       domain, backbone, settings.transform, settings.batch_size, cache_dir,
       backbone_id)

@@ -42,3 +42,39 @@ def test_key_depends_on_backbone_and_transform():
           feature_cache.cache_key(domain, "b", small),
           feature_cache.cache_key(domain, "a", large)}
   assert len(keys) == 3
+
+
+def _image_files(root, pixels):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  for name, value in pixels.items():
+    os.makedirs(root / name.split("/")[0], exist_ok=True)
+    Image.fromarray(np.full((16, 16, 3), value, np.uint8)).save(root / name)
+  return sources.load_domain(str(root))
+
+
+def test_an_edited_image_with_the_same_name_changes_the_key(tmp_path):
+  names = {"a/0.png": 10, "a/1.png": 20, "b/0.png": 30, "b/1.png": 40}
+  domain = _image_files(tmp_path, names)
+  transform = transforms.ImageTransform(16)
+  key = feature_cache.cache_key(domain, "lenet:random", transform)
+  assert feature_cache.cache_key(
+      sources.load_domain(str(tmp_path)), "lenet:random", transform) == key
+  # The same names and count, one image replaced (a later mtime).
+  stat = os.stat(tmp_path / "b/1.png")
+  _image_files(tmp_path, {"b/1.png": 99})
+  os.utime(tmp_path / "b/1.png", ns=(stat.st_atime_ns,
+                                      stat.st_mtime_ns + 10**9))
+  assert feature_cache.cache_key(
+      sources.load_domain(str(tmp_path)), "lenet:random", transform) != key
+
+
+def test_in_memory_images_count_by_their_bytes():
+  domain = sources.load_domain("synthetic:source",
+                               synthetic_examples_per_class=2)
+  transform = transforms.ImageTransform(32)
+  key = feature_cache.cache_key(domain, "lenet:random", transform)
+  edited = domain.images.copy()
+  edited[3, 0, 0, 0] ^= 1
+  changed = type(domain)(name=domain.name, class_names=domain.class_names,
+                         labels=domain.labels, images=edited)
+  assert feature_cache.cache_key(changed, "lenet:random", transform) != key

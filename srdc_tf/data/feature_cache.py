@@ -15,10 +15,43 @@ from srdc_tf.data import domain as domain_lib
 from srdc_tf.data import pipeline
 
 
+def content_fingerprint(domain):
+  """A digest of what a domain's examples are, in their order.
+
+  Image files count by path, size and modification time (an image edited
+  or replaced under the same name changes it; reading every file would
+  cost as much as the cache saves); images held in memory or as encoded
+  bytes count by their bytes.
+
+  Args:
+    domain: a `Domain`.
+
+  Returns:
+    A hex string.
+  """
+  digest = hashlib.sha1()
+  if domain.paths is not None:
+    for path in domain.paths:
+      status = os.stat(path)
+      digest.update(f"{path}\0{status.st_size}\0{status.st_mtime_ns}\n"
+                    .encode("utf-8", "surrogateescape"))
+  elif domain.encoded is not None:
+    for item in domain.encoded:
+      digest.update(len(item).to_bytes(8, "little"))
+      digest.update(bytes(item))
+  else:
+    images = np.ascontiguousarray(domain.images)
+    digest.update(repr((images.shape, images.dtype.str)).encode())
+    digest.update(images.data)
+  return digest.hexdigest()
+
+
 def cache_key(domain, backbone_id, transform):
-  """A name for the features of `domain` under a backbone and transform."""
-  first = str(domain.paths[0]) if domain.paths is not None else ""
-  description = json.dumps([domain.name, len(domain), first, backbone_id,
+  """A name for the features of `domain` under a backbone and transform:
+  the domain's name, a digest of its content (`content_fingerprint`), the
+  backbone and its weights (`backbone_id`) and the transform."""
+  description = json.dumps([domain.name, len(domain),
+                            content_fingerprint(domain), backbone_id,
                             repr(transform)])
   digest = hashlib.sha1(description.encode()).hexdigest()[:16]
   safe = "".join(c if c.isalnum() else "_" for c in domain.name)
