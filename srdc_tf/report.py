@@ -16,6 +16,7 @@ from absl import flags
 import pandas as pd
 
 from srdc_tf import cli
+from srdc_tf import run_directory
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("run_dirs", None, "Folders searched (recursively) for "
@@ -48,15 +49,58 @@ def collect_runs(run_dirs):
                                  recursive=True)):
       with open(path) as f:
         info = json.load(f)
+      settings = info.get("settings")
       rows.append({"task": info["task"], "method": info["method"],
                    "seed": info["seed"],
+                   "settings": (None if settings is None else json.dumps(
+                       _cell_settings(settings), sort_keys=True)),
                    "accuracy": 100.0 * info["target_accuracy"],
                    "seconds": info.get("seconds"),
                    "per_class": info.get("per_class_accuracy"),
                    "run_dir": os.path.dirname(path)})
   if not rows:
     raise ValueError(f"no run_info.json under {run_dirs}")
-  return pd.DataFrame(rows)
+  runs = pd.DataFrame(rows)
+  check_cells(runs)
+  return runs
+
+
+def _cell_settings(settings):
+  """What the runs of one table cell must share: every setting but the
+  seed and where the run wrote (`run_directory.RUNTIME_ONLY`)."""
+  return {key: value for key, value in
+          run_directory.comparable_settings(settings).items()
+          if key not in ("seed", "model_dir")}
+
+
+def check_cells(runs):
+  """Refuses a table whose cells would mix runs.
+
+  Args:
+    runs: the frame of `collect_runs`.
+
+  Raises:
+    ValueError: two runs of one (task, method) were trained with other
+      settings (beyond the seed), or a seed of a (task, method) appears
+      twice; naming the runs' folders.
+  """
+  for (task, method), cell in runs.groupby(["task", "method"]):
+    recorded = cell[cell["settings"].notna()]
+    if recorded["settings"].nunique() > 1:
+      first, other = (json.loads(v) for v in recorded["settings"].unique()[:2])
+      differ = sorted(k for k in set(first) | set(other)
+                      if first.get(k) != other.get(k))
+      raise ValueError(
+          f"runs of {task} / {method} were trained with other settings "
+          f"({', '.join(differ)} differ) and would be averaged into one "
+          f"cell: {sorted(recorded['run_dir'])}. Pass --run_dirs that hold "
+          "one setting each.")
+    repeated = cell[cell["seed"].duplicated(keep=False)]
+    if len(repeated):
+      raise ValueError(
+          f"seed {sorted(set(repeated['seed']))} of {task} / {method} "
+          f"appears more than once: {sorted(repeated['run_dir'])}; each "
+          "seed counts once, so remove the copies or pass other --run_dirs.")
 
 
 def select_runs(runs, tasks=None, seeds=None):

@@ -12,8 +12,6 @@ import json
 import os
 import time
 
-from srdc_tf.callbacks import backup as backup_lib
-
 RUN_INFO_FILE = "run_info.json"
 BACKUP_DIR = "backup"
 # Settings that change where output goes or how much is printed, never
@@ -64,6 +62,9 @@ def _recorded_settings(model_dir):
           f"{path!r} cannot be read as a finished run's record ({error}); "
           "nothing was changed. Pass --overwrite to move the folder aside, "
           "or choose another --model_dir.") from error
+  # Imported here: the rest of this module is needed by light tools
+  # (srdc_tf.report) that should not start TensorFlow.
+  from srdc_tf.callbacks import backup as backup_lib  # pylint: disable=g-import-not-at-top
   for _, path in backup_lib.checkpoints(os.path.join(model_dir, BACKUP_DIR)):
     try:
       with open(os.path.join(path, backup_lib.POSITION_FILE)) as f:

@@ -78,3 +78,30 @@ def test_select_runs_names_what_is_missing(tmp_path, tasks, seeds, message):
   _run(tmp_path, "a2w", "srdc", 0, 0.8)
   with pytest.raises(ValueError, match=message):
     report.select_runs(report.collect_runs([str(tmp_path)]), tasks, seeds)
+
+
+def _run_with_settings(root, name, seed, **settings):
+  folder = root / name
+  folder.mkdir(parents=True)
+  (folder / "run_info.json").write_text(json.dumps(
+      {"task": "office31/a2w", "method": "srdc", "seed": seed,
+       "target_accuracy": 0.8,
+       "settings": {"lr": 0.01, "seed": seed, "model_dir": str(folder),
+                    "verbose": 2, **settings}}))
+
+
+def test_a_cell_never_mixes_settings(tmp_path):
+  _run_with_settings(tmp_path, "a", 0)
+  _run_with_settings(tmp_path, "b", 1, verbose=0)  # Same run settings.
+  assert len(report.collect_runs([str(tmp_path)])) == 2
+  _run_with_settings(tmp_path, "c", 2, lr=0.02)
+  with pytest.raises(ValueError, match=r"other settings \(lr differ\)"):
+    report.collect_runs([str(tmp_path)])
+
+
+def test_a_seed_counts_once(tmp_path):
+  _run_with_settings(tmp_path, "a", 0)
+  _run_with_settings(tmp_path, "copy_of_a", 0)
+  with pytest.raises(ValueError, match=r"seed \[0\] of office31/a2w / srdc "
+                     "appears more than once"):
+    report.collect_runs([str(tmp_path)])
