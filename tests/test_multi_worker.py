@@ -17,7 +17,7 @@ from srdc_tf.data import transforms
 
 TIMEOUT = 240  # Seconds for the whole cluster; both workers die after it.
 ARGS = [*run_testlib.TINY_RUN, "--epochs=2", "--steps_per_epoch=3",
-        "--checkpoint_every_steps=2", "--deterministic"]
+        "--checkpoint_every_steps=2", "--deterministic", "--select_by=last"]
 
 
 def _tf_config(ports, index):

@@ -22,7 +22,10 @@ TIMEOUT = 240
 STEPS, EPOCHS = 6, 3
 ARGS = [*run_testlib.TINY_RUN, f"--epochs={EPOCHS}",
         f"--steps_per_epoch={STEPS}", "--checkpoint_every_steps=1",
-        "--deterministic", "--nowith_baseline"]
+        "--deterministic", "--nowith_baseline",
+        # The training state is what must match; a resumed run selects
+        # only among the epochs after its restart (README).
+        "--select_by=last"]
 
 
 def test_training_stream_restarts_at_any_step():
