@@ -32,6 +32,7 @@ import os
 from absl import logging
 import numpy as np
 
+from srdc_tf import run_directory
 from srdc_tf import scores as scores_lib
 from srdc_tf import selection
 
@@ -264,19 +265,18 @@ class Baseline:
     return os.path.join(self.model_dir, "model.keras")
 
 
-def read_baseline(model_dir, run_info_file="run_info.json"):
+def read_baseline(model_dir):
   """Reads the finished source-only run in `model_dir`.
 
   Args:
     model_dir: its run directory.
-    run_info_file: the name of its run record.
 
   Returns:
     A `Baseline`, or None (with a logged warning) when the run has no
     record or no scores (a run of an older version).
   """
   try:
-    with open(os.path.join(model_dir, run_info_file)) as f:
+    with open(os.path.join(model_dir, run_directory.RUN_INFO_FILE)) as f:
       info = json.load(f)
   except (OSError, ValueError) as error:
     logging.warning("cannot read the source-only baseline in %s (%s): no "

@@ -44,12 +44,10 @@ from srdc_tf.models import srdc_model
 
 
 # Where SRDC-TF and the released code differ, and the switches beyond it:
-# each setting and our default, which a results table names when a run
-# changes it.
-RELEASED_CODE_SWITCHES = {
-    "empty_clusters": "keep", "kmeans_labels": "final", "head_init": "glorot",
-    "epoch_structure": "stream", "momentum_convention": "keras",
-    "feature_assignment": "softmax"}
+# a results table names each that a run sets away from its default.
+RELEASED_CODE_SWITCHES = ("empty_clusters", "kmeans_labels", "head_init",
+                          "epoch_structure", "momentum_convention",
+                          "feature_assignment")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,9 +134,11 @@ class RunSettings:
       ablations.append("detach_q")
     if not self.recalibrate_batch_norm:
       ablations.append("moving_bn_statistics")
+    defaults = {field.name: field.default
+                for field in dataclasses.fields(self)}
     ablations += [f"{name}={getattr(self, name)}"
-                  for name, default in RELEASED_CODE_SWITCHES.items()
-                  if getattr(self, name) != default]
+                  for name in RELEASED_CODE_SWITCHES
+                  if getattr(self, name) != defaults[name]]
     return "+".join(["srdc"] + ablations)
 
   @property
@@ -320,8 +320,8 @@ def run(settings, data, strategy, baseline_dir=None):
   # Label-free target scores into the logs, then the best-scored epoch's
   # weights kept: after the state update and the BatchNorm recalibration,
   # before the backup and the logging.
-  baseline = (collapse_guard.read_baseline(baseline_dir, RUN_INFO_FILE)
-              if baseline_dir else None)
+  baseline = (collapse_guard.read_baseline(baseline_dir) if baseline_dir
+              else None)
   label_scores = label_free_scores.LabelFreeScores(
       pipeline.eval_dataset(data.target, eval_batch, transform),
       baseline_predictions=baseline.predictions if baseline else None)
@@ -416,11 +416,11 @@ def run(settings, data, strategy, baseline_dir=None):
     result["adapted_target_accuracy"] = (
         float(history["val_target_accuracy"][selected.position])
         if selected.position is not None else None)
-  if chief:  # Before run_info.json, which marks the run finished.
+  if chief:
+    # Before run_info.json, which marks the run finished.
     _save_predictions(os.path.join(settings.model_dir,
                                    collapse_guard.PREDICTIONS_FILE),
                       kept_predictions)
-  if chief:
     write_json(os.path.join(settings.model_dir, RUN_INFO_FILE),
                {**result, "settings": dataclasses.asdict(settings),
                 "skipped_image_files": {
@@ -441,8 +441,8 @@ def finished_result(settings):
 
   `run` writes `run_info.json` last, after the model and its files, so its
   presence means the run is complete. A run whose recorded settings differ
-  in anything but where output goes (`run_directory.RUNTIME_ONLY`) (a file from another command) or whose file cannot be read
-  does not count: it is trained again.
+  in anything but where output goes (`run_directory.RUNTIME_ONLY`), or
+  whose file cannot be read, does not count: it is trained again.
 
   Args:
     settings: the `RunSettings` of the run.
@@ -486,7 +486,8 @@ def _per_class_accuracy(model, domain, batch_size, transform):
 
 def _run_record(settings, data, steps):
   """What a backup must match to be resumed by this run."""
-  return {"settings": run_directory.comparable_settings(settings),"epochs": settings.epochs, "steps_per_epoch": steps,
+  return {"settings": run_directory.comparable_settings(settings),
+          "epochs": settings.epochs, "steps_per_epoch": steps,
           "batch_size": settings.batch_size, "seed": settings.seed,
           "method": settings.method, "backbone": settings.backbone,
           "num_classes": data.source.num_classes,

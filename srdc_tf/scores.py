@@ -43,6 +43,13 @@ SND_CHUNK_ROWS = 512
 _ROW_SUM_TOLERANCE = 1e-3
 
 
+def _check_finite(values, name):
+  if not np.all(np.isfinite(values)):
+    raise ValueError(f"{name} must be finite, got "
+                     f"{int(np.sum(~np.isfinite(values)))} NaN or infinite "
+                     "values")
+
+
 def _as_probabilities(probs, name="probs"):
   probs = np.asarray(probs, dtype=np.float64)
   if probs.ndim != 2:
@@ -51,10 +58,7 @@ def _as_probabilities(probs, name="probs"):
   if probs.shape[0] == 0 or probs.shape[1] == 0:
     raise ValueError(f"{name} must have samples and classes, got shape "
                      f"{probs.shape}")
-  if not np.all(np.isfinite(probs)):
-    raise ValueError(f"{name} must be finite, got "
-                     f"{int(np.sum(~np.isfinite(probs)))} NaN or infinite "
-                     "values")
+  _check_finite(probs, name)
   if probs.min() < 0:
     raise ValueError(f"{name} must be >= 0, got a minimum of "
                      f"{float(probs.min())!r}")
@@ -101,10 +105,7 @@ def softmax(logits):
   if logits.ndim != 2:
     raise ValueError(f"logits must be 2-D [samples, classes], got shape "
                      f"{logits.shape}")
-  if not np.all(np.isfinite(logits)):
-    raise ValueError(f"logits must be finite, got "
-                     f"{int(np.sum(~np.isfinite(logits)))} NaN or infinite "
-                     "values")
+  _check_finite(logits, "logits")
   shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
   return shifted / shifted.sum(axis=1, keepdims=True)
 

@@ -287,20 +287,7 @@ def main(argv):
   results = {}
   baseline_dir = None  # The finished baseline the SRDC run compares with.
   try:
-    if finished:
-      # The same command again: report the finished run, train nothing.
-      logging.info("%s holds this run, finished earlier; reporting it.",
-                   settings.model_dir)
-      baseline = os.path.join(settings.model_dir, "source_only")
-      if FLAGS.with_baseline and not FLAGS.source_only:
-        results["source_only"] = runner.finished_result(settings.replace(
-            source_only=True, model_dir=baseline, export_dir=""))
-        if results["source_only"] is None:
-          results.pop("source_only")
-        else:
-          results["source_only"]["reused"] = True
-      finished["reused"] = True
-    elif FLAGS.with_baseline and not FLAGS.source_only:
+    if FLAGS.with_baseline and not FLAGS.source_only:
       baseline = settings.replace(
           source_only=True,
           model_dir=os.path.join(settings.model_dir, "source_only"),
@@ -312,8 +299,15 @@ def main(argv):
         results["source_only"]["reused"] = True
         logging.info("The source-only baseline in %s finished earlier with "
                      "these settings; using its result.", baseline.model_dir)
+      elif finished:  # Nothing is trained for a finished run.
+        results.pop("source_only")
       else:
         results["source_only"] = runner.run(baseline, data, strategy)
+    if finished:
+      # The same command again: report the finished run, train nothing.
+      logging.info("%s holds this run, finished earlier; reporting it.",
+                   settings.model_dir)
+      finished["reused"] = True
     name = "source_only" if FLAGS.source_only else "srdc"
     results[name] = finished or runner.run(settings, data, strategy,
                                            baseline_dir=baseline_dir)
