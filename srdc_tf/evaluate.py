@@ -75,5 +75,10 @@ def main(argv):
   print(evaluation.format_report(report))
 
 
+def cli_main():
+  """The `srdc-evaluate` console script."""
+  cli.run(main, doc=__doc__)
+
+
 if __name__ == "__main__":
-  cli.run(main)
+  cli_main()

@@ -42,5 +42,10 @@ def main(argv):
                                        FLAGS.model_dir)))
 
 
+def cli_main():
+  """The `srdc-export` console script."""
+  cli.run(main, doc=__doc__)
+
+
 if __name__ == "__main__":
-  cli.run(main)
+  cli_main()

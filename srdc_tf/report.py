@@ -219,5 +219,10 @@ def main(argv):
       f.write(to_markdown(flat))
 
 
+def cli_main():
+  """The `srdc-report` console script."""
+  cli.run(main, doc=__doc__, tensorflow=False)
+
+
 if __name__ == "__main__":
-  cli.run(main)
+  cli_main()

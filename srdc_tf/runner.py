@@ -510,7 +510,9 @@ def _fit(model, train, validation, steps, epochs, resume, epoch_state,
     result = model.fit(train(done), initial_epoch=first_epoch,
                        epochs=last_epoch, steps_per_epoch=epoch_steps,
                        validation_data=validation, callbacks=callbacks,
-                       verbose=verbose)
+                       verbose=verbose,
+                       # The datasets shuffle; Keras' default warns.
+                       shuffle=False)
     for key, values in result.history.items():
       history.setdefault(key, []).extend(values)
 

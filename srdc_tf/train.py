@@ -346,9 +346,7 @@ def parse_flags(argv):
     message = f"{error}{f' (in {where})' if where else ''}"
   except flags.Error as error:
     message = str(error)
-  sys.stderr.write(f"FATAL Flags parsing error: {message}\n"
-                   "Pass --helpshort or --helpfull to see help on flags.\n")
-  sys.exit(1)
+  cli.usage_error(message)
 
 
 def _find_in_flagfiles(argv, flag_name, seen=None):
@@ -373,5 +371,10 @@ def _find_in_flagfiles(argv, flag_name, seen=None):
   return None
 
 
+def cli_main():
+  """The `srdc-train` console script."""
+  cli.run(main, doc=__doc__, flags_parser=parse_flags)
+
+
 if __name__ == "__main__":
-  cli.run(main, flags_parser=parse_flags)
+  cli_main()

@@ -96,7 +96,7 @@ def test_a_usage_error_is_one_short_message(binary, args):
   lines = [line for line in result.stderr.splitlines()
            if line.startswith(("error:", "(see"))]
   assert lines and lines[0].startswith("error: "), result.stderr
-  assert "--helpshort" in result.stderr
+  assert "--help for the flags" in result.stderr
   # Not the flag help first: the message is what a user sees.
   assert len(result.stderr.splitlines()) < 10, result.stderr
 
