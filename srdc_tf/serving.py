@@ -33,7 +33,7 @@ OUTPUT_KEYS = ("probabilities", "class_id", "class_name", "embedding")
 # Leading bytes of the formats `tf.io.decode_image` reads. Checking them
 # first turns garbage input into a message naming the bad element, instead
 # of a decoder error about an unknown format somewhere in the batch.
-_MAGIC_NUMBERS = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM")
+MAGIC_NUMBERS = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM")
 
 # Renaming onto an existing version fails, so concurrent exports retry with
 # the next number; this bounds the retries.
@@ -123,7 +123,7 @@ class _ServingModule(tf.Module):
         index, encoded = element
         known = tf.reduce_any([
             tf.equal(tf.strings.substr(encoded, 0, len(magic)), magic)
-            for magic in _MAGIC_NUMBERS])
+            for magic in MAGIC_NUMBERS])
         format_ok = _check(known, tf.strings.format(
             "image_bytes[{}] ({} bytes) is not a JPEG, PNG, GIF or BMP image",
             [index, tf.strings.length(encoded)]))

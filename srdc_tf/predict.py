@@ -1,0 +1,149 @@
+r"""Predicts the classes of a folder (or a list) of images into a CSV file.
+
+  srdc-predict --model=saved_models/default/1 --input=photos/ \
+      --output=predictions.csv
+  python -m srdc_tf.predict --model=runs/default --input=images.txt \
+      --output=predictions.csv --top_k=3
+
+--model is an export version folder, an export base (its newest version)
+or a training run directory. Writes one row per file: path, class_name,
+probability, top1_class, top1_probability, ..., and `error`, which names
+what is wrong with a file that could not be read or decoded (its other
+columns empty). Files stream through in batches: memory stays constant and
+rows are written as batches finish.
+"""
+
+import csv
+import os
+
+from absl import app
+from absl import flags
+
+from srdc_tf import cli
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("model", None, "Export version folder, export base "
+                    "(newest version) or training run directory.")
+flags.DEFINE_string("input", None, "Folder of images (searched "
+                    "recursively) or a list file of image paths, one a line.")
+flags.DEFINE_string("output", None, "CSV file written.")
+flags.DEFINE_string("list_root", None, "Where the relative paths of an "
+                    "--input list start (default: the list's folder).")
+flags.DEFINE_integer("top_k", 5, "Classes ranked in every row (at most "
+                     "the model's classes).")
+flags.DEFINE_integer("batch_size", 64, "Images per model call.")
+flags.DEFINE_boolean("fail_on_bad_images", False, "Stop with an error at "
+                     "the first file that cannot be read or decoded "
+                     "(default: list it in the CSV's error column and go "
+                     "on).")
+
+flags.mark_flags_as_required(["model", "input", "output"])
+
+# How many bad files the closing message names.
+_LISTED = 5
+
+
+def _validate():
+  for name in ("top_k", "batch_size"):
+    if getattr(FLAGS, name) <= 0:
+      raise app.UsageError(f"--{name} must be > 0, got {getattr(FLAGS, name)}")
+  if os.path.isdir(FLAGS.output):
+    raise app.UsageError(f"--output={FLAGS.output!r} is a folder, not a file")
+
+
+def predict_to_csv(predictor, paths, output, top_k, batch_size,
+                   fail_on_bad=False):
+  """Writes the predictions of `paths` to the CSV file `output`.
+
+  Rows are written as batches finish, into a staging file renamed to
+  `output` at the end, so that a stopped pass leaves no partial CSV.
+
+  Args:
+    predictor: a `predictor.Predictor`.
+    paths: the image files.
+    output: the CSV path.
+    top_k: classes ranked per row.
+    batch_size: images per model call.
+    fail_on_bad: raise at the first bad file instead of listing it.
+
+  Returns:
+    `(predicted, bad)`: the number of rows with a prediction, and the
+    `(path, problem)` pairs of the files without.
+
+  Raises:
+    ValueError: with `fail_on_bad`, the first bad file and its problem.
+  """
+  from srdc_tf import console  # pylint: disable=g-import-not-at-top
+  from srdc_tf import prediction  # pylint: disable=g-import-not-at-top
+
+  k = min(top_k, len(predictor.class_names))
+  folder = os.path.dirname(os.path.abspath(output))
+  os.makedirs(folder, exist_ok=True)
+  staging = f"{output}.{os.getpid()}.tmp"
+  predicted, bad = 0, []
+  progress = console.Progress("predicting", total=len(paths), enabled=True)
+  try:
+    with open(staging, "w", newline="") as f:
+      writer = csv.DictWriter(f, fieldnames=prediction.csv_columns(k))
+      writer.writeheader()
+      for batch in predictor.predict_files(paths, batch_size):
+        if batch.bad and fail_on_bad:
+          _, path, problem = batch.bad[0]
+          raise ValueError(f"{path}: {problem} (--fail_on_bad_images)")
+        rows = list(zip(batch.positions, prediction.prediction_rows(
+            batch.paths, batch.probabilities, predictor.class_names, k)))
+        rows += [(position, prediction.error_row(path, problem, k))
+                 for position, path, problem in batch.bad]
+        writer.writerows(row for _, row in sorted(rows, key=lambda r: r[0]))
+        f.flush()
+        predicted += len(batch.paths)
+        bad += [(path, problem) for _, path, problem in batch.bad]
+        progress.update(len(batch.paths) + len(batch.bad),
+                        note=f"{len(bad)} bad" if bad else "")
+    os.replace(staging, output)
+  finally:
+    progress.close()
+    if os.path.exists(staging):
+      os.remove(staging)
+  return predicted, bad
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  _validate()
+  # Imported after flag parsing so that --help and flag errors are instant.
+  from srdc_tf import prediction  # pylint: disable=g-import-not-at-top
+  from srdc_tf import predictor  # pylint: disable=g-import-not-at-top
+
+  try:
+    paths = prediction.list_inputs(FLAGS.input, FLAGS.list_root)
+    model = predictor.load(FLAGS.model)
+  except (ValueError, OSError) as error:
+    raise app.UsageError(str(error)) from error
+  print(f"Predicting {len(paths)} file(s) of {FLAGS.input} with "
+        f"{model.path} ({len(model.class_names)} classes)", flush=True)
+  try:
+    predicted, bad = predict_to_csv(model, paths, FLAGS.output, FLAGS.top_k,
+                                    FLAGS.batch_size,
+                                    FLAGS.fail_on_bad_images)
+  except ValueError as error:
+    raise app.UsageError(str(error)) from error
+  print(f"Wrote {predicted} prediction(s) to {FLAGS.output}.")
+  if bad:
+    print(f"{len(bad)} file(s) could not be used; their rows name the "
+          f"problem in the '{prediction.ERROR_COLUMN}' column:")
+    for path, problem in bad[:_LISTED]:
+      print(f"  {path}: {problem}")
+    if len(bad) > _LISTED:
+      print(f"  ... and {len(bad) - _LISTED} more")
+
+
+def cli_main():
+  """The `srdc-predict` console script."""
+  cli.run(main, doc=__doc__)
+
+
+if __name__ == "__main__":
+  cli_main()
