@@ -81,9 +81,13 @@ class Progress:
     total: items in all, or None.
     stream: where it writes (default: stderr).
     enabled: None: at level >= 2; True or False forces it.
+    transient: for a pass that repeats (every epoch): its line is erased
+      on a terminal when it ends, and into a log it writes a final line
+      only when the pass was long enough to write one before.
   """
 
-  def __init__(self, label, total=None, stream=None, enabled=None):
+  def __init__(self, label, total=None, stream=None, enabled=None,
+               transient=False):
     self.label = label
     self.total = total
     self.stream = stream or sys.stderr
@@ -93,6 +97,8 @@ class Progress:
     self._start = time.monotonic()
     self._shown = self._start
     self._terminal = bool(getattr(self.stream, "isatty", lambda: False)())
+    self._transient = transient
+    self._written = False
 
   def update(self, count=1, note=None):
     """Adds `count` finished items (and sets the note, if given)."""
@@ -111,10 +117,18 @@ class Progress:
     """Writes the final line."""
     if note is not None:
       self.note = note
-    if self.enabled:
+    if not self.enabled:
+      return
+    if not self._transient:
+      self._write(end="\n")
+    elif self._terminal:
+      self.stream.write("\r\033[K")  # Erase the line.
+      self.stream.flush()
+    elif self._written:
       self._write(end="\n")
 
   def _write(self, end):
+    self._written = True
     text = format_progress(self.label, self.done, self.total,
                            time.monotonic() - self._start, self.note)
     self.stream.write(("\r" if self._terminal else "") + text + end)

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from srdc_tf import callbacks as callbacks_lib
 from srdc_tf import collapse_guard
+from srdc_tf import console
 from srdc_tf import distribute
 from srdc_tf import metrics
 from srdc_tf import run_directory
@@ -29,6 +30,7 @@ from srdc_tf import selection
 from srdc_tf import serving
 from srdc_tf.callbacks import backup as backup_lib
 from srdc_tf.callbacks import divergence
+from srdc_tf.callbacks import epoch_summary
 from srdc_tf.callbacks import label_free_scores
 from srdc_tf.callbacks import model_selection
 from srdc_tf.callbacks import run_logging
@@ -338,14 +340,21 @@ def run(settings, data, strategy, baseline_dir=None):
   callbacks = ([divergence.StopOnNonFiniteLoss(steps, settings.epochs,
                                                backup)]
                + callbacks + [backup])
-  if chief:  # TensorBoard and metrics.csv: the chief's alone.
+  if chief:  # TensorBoard, metrics.csv, the epoch lines: the chief's alone.
     callbacks += run_logging.run_callbacks(
         settings.model_dir, epoch_state=epoch_state,
         class_names=data.source.class_names)
+    callbacks.append(epoch_summary.EpochSummary(
+        settings.method, settings.epochs, settings.source_only))
   resume = backup.restore(model)
+  console.banner(
+      f"{'Source-only baseline' if settings.source_only else 'SRDC'}: "
+      f"{settings.epochs} epochs of {steps} steps into {settings.model_dir}"
+      + (f", resumed at step {resume.global_step}" if resume else ""))
   start = time.time()
+  # Keras' own line of every logged value only at --verbose=3 and above.
   history = _fit(model, train, target_eval, steps, settings.epochs, resume,
-                 epoch_state, callbacks, settings.verbose)
+                 epoch_state, callbacks, 2 if settings.verbose >= 3 else 0)
   seconds = time.time() - start
   if history.get("val_target_accuracy"):
     accuracy = float(history["val_target_accuracy"][-1])
@@ -385,6 +394,7 @@ def run(settings, data, strategy, baseline_dir=None):
         f"{distribute.worker_name(strategy)}.weights.h5"))
   export = None
   if settings.export_dir:
+    console.banner(f"Export: a SavedModel version under {settings.export_dir}")
     with distribute.write_location(settings.export_dir, strategy) as base:
       export = serving.export_saved_model(
           model, base, data.source.class_names,

@@ -11,7 +11,6 @@ import sys
 
 from absl import app
 from absl import flags
-from absl import logging
 
 from srdc_tf import cli
 from srdc_tf import collapse_guard
@@ -152,7 +151,10 @@ flags.DEFINE_string("strategy", "default", "default, mirrored or "
                     "multi_worker.")
 flags.DEFINE_integer("num_cpu_devices", 0, "With --strategy=mirrored and "
                      "no GPU: logical CPU devices to mirror over.")
-flags.DEFINE_integer("verbose", 2, "Keras fit verbosity.")
+flags.DEFINE_integer("verbose", 2, "Output: 0 only the final accuracies; "
+                     "1 also each phase's name and one line per epoch; 2 "
+                     "also progress on long passes; 3 also Keras' line of "
+                     "every logged value.")
 flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16"],
                   "Compute dtype of the layers: mixed_bfloat16 computes in "
                   "bfloat16 with float32 weights (faster on CPUs with "
@@ -185,132 +187,23 @@ flags.DEFINE_enum("on_collapse", "warn", list(collapse_guard.ON_COLLAPSE),
 flags.mark_flags_as_required(["source", "target", "model_dir"])
 
 
-def _validate():
-  """Stops with a message naming the flag, before any work."""
-  if FLAGS.trainable_layers is not None and FLAGS.trainable_layers < 0:
-    raise app.UsageError(
-        f"--trainable_layers must be >= 0, got {FLAGS.trainable_layers}")
-  for name in ("epochs", "batch_size", "image_size", "bottleneck_dim",
-               "min_image_side", "max_image_side"):
-    if getattr(FLAGS, name) <= 0:
-      raise app.UsageError(f"--{name} must be > 0, got {getattr(FLAGS, name)}")
-  if FLAGS.steps_per_epoch is not None and FLAGS.steps_per_epoch <= 0:
-    raise app.UsageError(
-        f"--steps_per_epoch must be > 0, got {FLAGS.steps_per_epoch}")
-  if FLAGS.lr <= 0:
-    raise app.UsageError(f"--lr must be > 0, got {FLAGS.lr}")
-  for name in ("backbone_lr_multiplier", "weight_decay"):
-    if getattr(FLAGS, name) < 0:
-      raise app.UsageError(f"--{name} must be >= 0, got "
-                           f"{getattr(FLAGS, name)}")
-  if not 0.0 <= FLAGS.momentum < 1.0:
-    raise app.UsageError(f"--momentum must be in [0, 1), got {FLAGS.momentum}")
-  if not 0.0 <= FLAGS.beta <= 1.0:
-    raise app.UsageError(f"--beta must be in [0, 1], got {FLAGS.beta}")
-  if FLAGS.alpha <= 0:
-    raise app.UsageError(f"--alpha must be > 0, got {FLAGS.alpha}")
-  if FLAGS.kmeans_iterations < 0:
-    raise app.UsageError(
-        f"--kmeans_iterations must be >= 0, got {FLAGS.kmeans_iterations}")
-  if FLAGS.channels not in (1, 3):
-    raise app.UsageError(f"--channels must be 1 or 3, got {FLAGS.channels}")
-  if FLAGS.min_image_side > FLAGS.max_image_side:
-    raise app.UsageError(
-        f"--min_image_side={FLAGS.min_image_side} is larger than "
-        f"--max_image_side={FLAGS.max_image_side}")
-  if FLAGS.on_collapse == "fallback" and (FLAGS.source_only
-                                         or not FLAGS.with_baseline):
-    raise app.UsageError("--on_collapse=fallback needs --with_baseline (and "
-                         "no --source_only): it falls back to the baseline")
-  if FLAGS.checkpoint_every_steps < 0:
-    raise app.UsageError("--checkpoint_every_steps must be >= 0, got "
-                         f"{FLAGS.checkpoint_every_steps}")
-  from srdc_tf.models import backbones  # pylint: disable=g-import-not-at-top
-  if FLAGS.backbone not in backbones.BACKBONES:
-    raise app.UsageError(f"--backbone must be one of {backbones.BACKBONES}, "
-                         f"got {FLAGS.backbone!r}")
-  if (FLAGS.weights not in (None, "", "none", "imagenet")
-      and not os.path.isfile(FLAGS.weights)):
-    raise app.UsageError(f"--weights={FLAGS.weights!r}: no such file")
-  if FLAGS.weights == "imagenet" and FLAGS.backbone == "lenet":
-    raise app.UsageError("--weights=imagenet is not available for "
-                         "--backbone=lenet (train it from scratch)")
-  smallest = backbones.MIN_IMAGE_SIZE[FLAGS.backbone]
-  if FLAGS.image_size < smallest:
-    raise app.UsageError(
-        f"--image_size={FLAGS.image_size} is too small for "
-        f"--backbone={FLAGS.backbone}, which needs at least {smallest}")
-  if FLAGS.resize_size is not None and FLAGS.resize_size < FLAGS.image_size:
-    raise app.UsageError(
-        f"--resize_size={FLAGS.resize_size} is smaller than "
-        f"--image_size={FLAGS.image_size}: the crop would not fit")
-  for name in ("model_dir", "export_dir", "feature_cache_dir"):
-    path = getattr(FLAGS, name)
-    if path and os.path.exists(path) and not os.path.isdir(path):
-      raise app.UsageError(f"--{name}={path!r} is a file, not a folder")
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  _validate()
   # Imported after flag parsing so that --help and flag errors are instant.
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from srdc_tf import distribute  # pylint: disable=g-import-not-at-top
-  from srdc_tf import run_directory  # pylint: disable=g-import-not-at-top
+  from srdc_tf import console  # pylint: disable=g-import-not-at-top
   from srdc_tf import runner  # pylint: disable=g-import-not-at-top
+  from srdc_tf import training  # pylint: disable=g-import-not-at-top
   from srdc_tf.callbacks import divergence  # pylint: disable=g-import-not-at-top
-  from srdc_tf.models import backbones  # pylint: disable=g-import-not-at-top
 
-  if FLAGS.deterministic:
-    tf.config.experimental.enable_op_determinism()
+  console.set_verbose(FLAGS.verbose)
+  settings = runner.RunSettings.from_flags(FLAGS)
   try:
-    strategy = distribute.create_strategy(FLAGS.strategy,
-                                          FLAGS.num_cpu_devices)
-    settings = runner.RunSettings.from_flags(FLAGS)
-    # A run of other settings in --model_dir is refused (or moved aside),
-    # before the data is loaded.
-    moved = run_directory.claim(settings, FLAGS.overwrite)
-    if moved:
-      logging.warning("--overwrite: moved the earlier run in %s to %s",
-                      settings.model_dir, moved)
-    if FLAGS.weights not in (None, "", "none", "imagenet"):
-      # A weights file of another architecture fails now, not after the
-      # data is loaded and checked.
-      backbones.build_backbone(FLAGS.backbone, settings.transform.shape,
-                               weights=FLAGS.weights)
-    finished = runner.finished_result(settings)
-    data = None if finished else runner.load_data(settings)
-  except (ValueError, OSError) as error:
-    # Bad inputs stop here, before any training, with what was wrong.
+    results, _ = training.train(settings, FLAGS.with_baseline,
+                                FLAGS.overwrite, FLAGS.strategy,
+                                FLAGS.num_cpu_devices)
+  except training.InputError as error:
     raise app.UsageError(str(error)) from error
-  results = {}
-  baseline_dir = None  # The finished baseline the SRDC run compares with.
-  try:
-    if FLAGS.with_baseline and not FLAGS.source_only:
-      baseline = settings.replace(
-          source_only=True,
-          model_dir=os.path.join(settings.model_dir, "source_only"),
-          export_dir="")
-      baseline_dir = baseline.model_dir
-      # A restarted command does not train its finished baseline again.
-      results["source_only"] = runner.finished_result(baseline)
-      if results["source_only"] is not None:
-        results["source_only"]["reused"] = True
-        logging.info("The source-only baseline in %s finished earlier with "
-                     "these settings; using its result.", baseline.model_dir)
-      elif finished:  # Nothing is trained for a finished run.
-        results.pop("source_only")
-      else:
-        results["source_only"] = runner.run(baseline, data, strategy)
-    if finished:
-      # The same command again: report the finished run, train nothing.
-      logging.info("%s holds this run, finished earlier; reporting it.",
-                   settings.model_dir)
-      finished["reused"] = True
-    name = "source_only" if FLAGS.source_only else "srdc"
-    results[name] = finished or runner.run(settings, data, strategy,
-                                           baseline_dir=baseline_dir)
   except divergence.TrainingDivergedError as error:
     sys.exit(f"error: {error}")
   print(f"\n=== Target accuracy on {settings.target_eval or settings.target} ===")
@@ -331,9 +224,6 @@ def main(argv):
   if skipped:
     print(f"Skipped {skipped} bad image file(s) (--skip_bad_images); they are "
           f"listed in {os.path.join(settings.model_dir, 'run_info.json')}.")
-  if distribute.is_chief(strategy):
-    runner.write_json(os.path.join(settings.model_dir, "summary.json"),
-                      results)
 
 
 def parse_flags(argv):

@@ -104,8 +104,10 @@ class EpochStateCallback(keras.callbacks.Callback):
     # The same on every worker (see the class docstring): each one runs the
     # inference pass over all the data with its copy of the same weights,
     # and assigns the result to its own copy of the tables.
-    source = inference.extract(model, self.source_data)
-    target = inference.extract(model, self.target_data)
+    source = inference.extract(model, self.source_data,
+                               f"epoch {epoch + 1} state: source batches")
+    target = inference.extract(model, self.target_data,
+                               f"epoch {epoch + 1} state: target batches")
     state = clustering.compute_epoch_state(
         source.f, source.h, source.labels, target.f, target.h,
         target.predictions, model.num_classes, first_epoch=epoch == 0,

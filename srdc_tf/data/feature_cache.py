@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 
+from srdc_tf import console
 from srdc_tf.data import domain as domain_lib
 from srdc_tf.data import pipeline
 
@@ -81,11 +82,20 @@ def backbone_features(domain, backbone, transform, batch_size=64,
     path = os.path.join(cache_dir,
                         cache_key(domain, backbone_id, transform) + ".npy")
   if path and os.path.isfile(path):
+    console.banner(f"Feature cache: {domain.name} ({len(domain)} images), "
+                   f"read from {path}")
     features = np.load(path)
   else:
-    parts = [np.asarray(backbone(images, training=False), np.float32)
-             for images, _, _ in pipeline.eval_dataset(domain, batch_size,
-                                                       transform)]
+    console.banner(f"Feature cache: {domain.name} ({len(domain)} images) "
+                   "through the frozen backbone"
+                   + (f" into {path}" if path else ""))
+    progress = console.Progress(f"embedding {domain.name}", total=len(domain),
+                                transient=True)
+    parts = []
+    for images, _, _ in pipeline.eval_dataset(domain, batch_size, transform):
+      parts.append(np.asarray(backbone(images, training=False), np.float32))
+      progress.update(len(parts[-1]))
+    progress.close()
     features = np.concatenate(parts)
     if path:
       os.makedirs(cache_dir, exist_ok=True)

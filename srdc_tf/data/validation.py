@@ -37,6 +37,8 @@ import numpy as np
 from PIL import Image
 import tensorflow as tf
 
+from srdc_tf import console
+
 # Defaults of --min_image_side and --max_image_side. 8 admits every digits
 # set (USPS is 16 x 16); 8192 is beyond any benchmark image and keeps a
 # decoded image under 200 MB.
@@ -224,9 +226,15 @@ def validate_domain(domain, min_side=MIN_IMAGE_SIDE, max_side=MAX_IMAGE_SIDE,
   labels = np.asarray(domain.labels)
   start = time.time()
   threads = num_threads or min(32, 2 * (os.cpu_count() or 1))
+  progress = console.Progress(f"checking {domain.name} files",
+                              total=len(paths), transient=True)
   with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-    problems = list(pool.map(
-        lambda path: check_image_file(path, min_side, max_side), paths))
+    problems = []
+    for problem in pool.map(
+        lambda path: check_image_file(path, min_side, max_side), paths):
+      problems.append(problem)
+      progress.update()
+  progress.close()
   bad = [BadImage(path, problem) for path, problem in zip(paths, problems)
          if problem is not None]
   duplicate_bad, drop = _duplicates(paths, labels)

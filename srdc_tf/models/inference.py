@@ -5,6 +5,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from srdc_tf import console
 from srdc_tf.clustering import arrays
 
 
@@ -21,7 +22,7 @@ class DomainOutputs:
     return np.argmax(self.logits, axis=1).astype(np.int32)
 
 
-def extract(model, dataset):
+def extract(model, dataset, label=None):
   """Runs `model.embed` in inference mode over `(image, label, index)`
   batches and returns the outputs ordered by index, as 64-byte aligned
   arrays that the per-epoch clustering reads without copying them
@@ -38,6 +39,8 @@ def extract(model, dataset):
   Args:
     model: an `SRDCModel`.
     dataset: batches of `(image, label, index)`.
+    label: shown with the progress of the pass (`console.Progress`, level
+      2); None: no progress.
 
   Returns:
     A `DomainOutputs`.
@@ -48,12 +51,18 @@ def extract(model, dataset):
                         reduce_retracing=True)
     model._srdc_embed_fn = embed  # One trace per model, not per epoch.
   parts = {"f": [], "h": [], "logits": [], "labels": [], "index": []}
+  batches = int(dataset.cardinality())
+  progress = console.Progress(label, total=batches if batches > 0 else None,
+                              enabled=None if label else False,
+                              transient=True)
   for images, labels, indices in dataset:
+    progress.update()
     f, h, logits = embed(images)
     for key, value in (("f", f), ("h", h), ("logits", logits),
                        ("labels", labels), ("index", indices)):
       parts[key].append(np.asarray(tf.cast(value, tf.float32)
                                    if key in ("f", "h", "logits") else value))
+  progress.close()
   # Where each example goes: its rank by index.
   indices = np.concatenate(parts.pop("index"))
   rank = np.empty(len(indices), np.int64)

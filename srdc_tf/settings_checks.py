@@ -1,0 +1,82 @@
+"""Checks of a run's settings, before any work: the flags of `srdc-train`
+and the keyword arguments of `srdc_tf.fit` go through the same checks, and
+every message names the setting as its flag (`--epochs`).
+"""
+
+import os
+
+from srdc_tf.models import backbones
+
+
+def check(settings, with_baseline=False):
+  """Raises if a setting is out of range or names a missing file.
+
+  Args:
+    settings: a `runner.RunSettings`, or anything with its attributes (the
+      parsed flags).
+    with_baseline: whether a source-only baseline is trained too.
+
+  Raises:
+    ValueError: the first bad setting, naming its flag and the value.
+  """
+  if settings.trainable_layers is not None and settings.trainable_layers < 0:
+    raise ValueError(
+        f"--trainable_layers must be >= 0, got {settings.trainable_layers}")
+  for name in ("epochs", "batch_size", "image_size", "bottleneck_dim",
+               "min_image_side", "max_image_side"):
+    if getattr(settings, name) <= 0:
+      raise ValueError(f"--{name} must be > 0, got {getattr(settings, name)}")
+  if settings.steps_per_epoch is not None and settings.steps_per_epoch <= 0:
+    raise ValueError(
+        f"--steps_per_epoch must be > 0, got {settings.steps_per_epoch}")
+  if settings.lr <= 0:
+    raise ValueError(f"--lr must be > 0, got {settings.lr}")
+  for name in ("backbone_lr_multiplier", "weight_decay"):
+    if getattr(settings, name) < 0:
+      raise ValueError(f"--{name} must be >= 0, got "
+                       f"{getattr(settings, name)}")
+  if not 0.0 <= settings.momentum < 1.0:
+    raise ValueError(f"--momentum must be in [0, 1), got {settings.momentum}")
+  if not 0.0 <= settings.beta <= 1.0:
+    raise ValueError(f"--beta must be in [0, 1], got {settings.beta}")
+  if settings.alpha <= 0:
+    raise ValueError(f"--alpha must be > 0, got {settings.alpha}")
+  if settings.kmeans_iterations < 0:
+    raise ValueError(
+        f"--kmeans_iterations must be >= 0, got {settings.kmeans_iterations}")
+  if settings.channels not in (1, 3):
+    raise ValueError(f"--channels must be 1 or 3, got {settings.channels}")
+  if settings.min_image_side > settings.max_image_side:
+    raise ValueError(
+        f"--min_image_side={settings.min_image_side} is larger than "
+        f"--max_image_side={settings.max_image_side}")
+  if settings.on_collapse == "fallback" and (settings.source_only
+                                            or not with_baseline):
+    raise ValueError("--on_collapse=fallback needs --with_baseline (and "
+                     "no --source_only): it falls back to the baseline")
+  if settings.checkpoint_every_steps < 0:
+    raise ValueError("--checkpoint_every_steps must be >= 0, got "
+                     f"{settings.checkpoint_every_steps}")
+  if settings.backbone not in backbones.BACKBONES:
+    raise ValueError(f"--backbone must be one of {backbones.BACKBONES}, "
+                     f"got {settings.backbone!r}")
+  if (settings.weights not in (None, "", "none", "imagenet")
+      and not os.path.isfile(settings.weights)):
+    raise ValueError(f"--weights={settings.weights!r}: no such file")
+  if settings.weights == "imagenet" and settings.backbone == "lenet":
+    raise ValueError("--weights=imagenet is not available for "
+                     "--backbone=lenet (train it from scratch)")
+  smallest = backbones.MIN_IMAGE_SIZE[settings.backbone]
+  if settings.image_size < smallest:
+    raise ValueError(
+        f"--image_size={settings.image_size} is too small for "
+        f"--backbone={settings.backbone}, which needs at least {smallest}")
+  if (settings.resize_size is not None
+      and settings.resize_size < settings.image_size):
+    raise ValueError(
+        f"--resize_size={settings.resize_size} is smaller than "
+        f"--image_size={settings.image_size}: the crop would not fit")
+  for name in ("model_dir", "export_dir", "feature_cache_dir"):
+    path = getattr(settings, name)
+    if path and os.path.exists(path) and not os.path.isdir(path):
+      raise ValueError(f"--{name}={path!r} is a file, not a folder")

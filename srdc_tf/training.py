@@ -1,0 +1,109 @@
+"""A whole training command: the run and, if asked, its source-only
+baseline, each trained once. `srdc-train` and `srdc_tf.fit` both call
+`train`, so neither can do what the other cannot.
+
+The phases, each announced when it starts (`console.banner`): the data
+check (and the feature cache of a frozen backbone), the source-only
+baseline, SRDC, the export. A finished run with the same settings is
+reported, not trained again; a finished baseline is reused.
+"""
+
+import os
+
+from absl import logging
+
+from srdc_tf import console
+from srdc_tf import distribute
+from srdc_tf import run_directory
+from srdc_tf import runner
+from srdc_tf import settings_checks
+from srdc_tf.models import backbones
+
+BASELINE_DIR = "source_only"
+SUMMARY_FILE = "summary.json"
+
+
+class InputError(ValueError):
+  """A setting, a data spec or a file that stops the run before training;
+  the message says what was wrong."""
+
+
+def train(settings, with_baseline=False, overwrite=False,
+          strategy="default", num_cpu_devices=0):
+  """Trains a run (and its baseline) and writes `summary.json`.
+
+  Args:
+    settings: a `runner.RunSettings`.
+    with_baseline: also train the source-only baseline the same way, into
+      `<model_dir>/source_only`, and compare with it.
+    overwrite: a run of other settings in `model_dir` is moved aside
+      instead of refused.
+    strategy: the distribution strategy's name (`distribute`).
+    num_cpu_devices: logical CPU devices for a mirrored strategy.
+
+  Returns:
+    `(results, strategy)`: a dict from method (`source_only`, `srdc`) to
+    the result of `runner.run` (with `reused` for a run finished earlier),
+    and the `tf.distribute.Strategy` used.
+
+  Raises:
+    InputError: a bad setting or input, before any training.
+    divergence.TrainingDivergedError: the loss became NaN or infinite.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  try:
+    settings_checks.check(settings, with_baseline)
+    if settings.deterministic:
+      tf.config.experimental.enable_op_determinism()
+    strategy = distribute.create_strategy(strategy, num_cpu_devices)
+    # A run of other settings in model_dir is refused (or moved aside),
+    # before the data is loaded.
+    moved = run_directory.claim(settings, overwrite)
+    if moved:
+      logging.warning("--overwrite: moved the earlier run in %s to %s",
+                      settings.model_dir, moved)
+    if settings.weights not in (None, "", "none", "imagenet"):
+      # A weights file of another architecture fails now, not after the
+      # data is loaded and checked.
+      backbones.build_backbone(settings.backbone, settings.transform.shape,
+                               weights=settings.weights)
+    finished = runner.finished_result(settings)
+    data = None
+    if not finished:
+      console.banner(f"Data check: source {settings.source}, target "
+                     f"{settings.target}")
+      data = runner.load_data(settings)
+  except (ValueError, OSError) as error:
+    # Bad inputs stop here, before any training, with what was wrong.
+    raise InputError(str(error)) from error
+  results = {}
+  baseline_dir = None  # The finished baseline the SRDC run compares with.
+  if with_baseline and not settings.source_only:
+    baseline = settings.replace(
+        source_only=True,
+        model_dir=os.path.join(settings.model_dir, BASELINE_DIR),
+        export_dir="")
+    baseline_dir = baseline.model_dir
+    # A restarted command does not train its finished baseline again.
+    results["source_only"] = runner.finished_result(baseline)
+    if results["source_only"] is not None:
+      results["source_only"]["reused"] = True
+      logging.info("The source-only baseline in %s finished earlier with "
+                   "these settings; using its result.", baseline.model_dir)
+    elif finished:  # Nothing is trained for a finished run.
+      results.pop("source_only")
+    else:
+      results["source_only"] = runner.run(baseline, data, strategy)
+  if finished:
+    # The same command again: report the finished run, train nothing.
+    logging.info("%s holds this run, finished earlier; reporting it.",
+                 settings.model_dir)
+    finished["reused"] = True
+  name = "source_only" if settings.source_only else "srdc"
+  results[name] = finished or runner.run(settings, data, strategy,
+                                         baseline_dir=baseline_dir)
+  if distribute.is_chief(strategy):
+    runner.write_json(os.path.join(settings.model_dir, SUMMARY_FILE),
+                      results)
+  return results, strategy
