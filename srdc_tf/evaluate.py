@@ -61,13 +61,16 @@ def main(argv):
              for name in ("synthetic_examples_per_class", "seed",
                           "data_root", "list_root", "tfds_data_dir")
              if FLAGS[name].value is not None}
-  domain = sources.load_domain(FLAGS.target, **options)
-  if FLAGS.saved_model:
-    predictions = evaluation.predict_saved_model(FLAGS.saved_model, domain,
-                                                 FLAGS.batch_size)
-  else:
-    predictions = evaluation.predict_keras_model(FLAGS.model_dir, domain,
-                                                 FLAGS.batch_size)
+  try:
+    domain = sources.load_domain(FLAGS.target, **options)
+    if FLAGS.saved_model:
+      predictions = evaluation.predict_saved_model(FLAGS.saved_model, domain,
+                                                   FLAGS.batch_size)
+    else:
+      predictions = evaluation.predict_keras_model(FLAGS.model_dir, domain,
+                                                   FLAGS.batch_size)
+  except (ValueError, OSError) as error:
+    raise app.UsageError(str(error)) from error
   report = evaluation.build_report(predictions)
   report.summary.insert(0, "model", FLAGS.saved_model or FLAGS.model_dir)
   report.summary.insert(1, "target", FLAGS.target)

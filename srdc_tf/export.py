@@ -31,10 +31,13 @@ def main(argv):
   from srdc_tf import run_files
   from srdc_tf import serving
 
-  model = run_files.load_model(FLAGS.model_dir)
-  class_names = run_files.read_class_names(FLAGS.model_dir)
-  # Runs from before transform.json resize straight to the model's size.
-  transform = run_files.read_transform(FLAGS.model_dir)
+  try:
+    model = run_files.load_model(FLAGS.model_dir)
+    class_names = run_files.read_class_names(FLAGS.model_dir)
+    # Runs from before transform.json resize straight to the model's size.
+    transform = run_files.read_transform(FLAGS.model_dir)
+  except (ValueError, OSError) as error:
+    raise app.UsageError(str(error)) from error
   # A run on cached features saved its frozen backbone beside the heads.
   print(serving.export_saved_model(model, FLAGS.export_dir, class_names,
                                    transform=transform,

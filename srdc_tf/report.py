@@ -44,7 +44,10 @@ def collect_runs(run_dirs):
   rows = []
   for run_dir in run_dirs:
     if not os.path.isdir(run_dir):
-      raise ValueError(f"--run_dirs: {run_dir!r} is not a directory")
+      raise ValueError(
+          f"--run_dirs: no folder {run_dir!r} (looked in "
+          f"{os.path.abspath(run_dir)}); pass the folder your finished runs "
+          "are in (the --model_dir of srdc-train, or a folder above it)")
     for path in sorted(glob.glob(os.path.join(run_dir, "**", "run_info.json"),
                                  recursive=True)):
       with open(path) as f:
@@ -59,7 +62,9 @@ def collect_runs(run_dirs):
                    "per_class": info.get("per_class_accuracy"),
                    "run_dir": os.path.dirname(path)})
   if not rows:
-    raise ValueError(f"no run_info.json under {run_dirs}")
+    raise ValueError(
+        f"--run_dirs: no run_info.json under {run_dirs}: a run writes it "
+        "when it finishes")
   runs = pd.DataFrame(rows)
   check_cells(runs)
   return runs

@@ -52,6 +52,7 @@ def train(settings, with_baseline=False, overwrite=False,
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
+  console.set_verbose(settings.verbose)
   try:
     settings_checks.check(settings, with_baseline)
     if settings.deterministic:
