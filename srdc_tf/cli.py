@@ -16,6 +16,7 @@ and a quiet TensorFlow start-up.
 
 import logging as std_logging
 import os
+import re
 import sys
 import textwrap
 
@@ -179,7 +180,18 @@ def parse_flags(argv):
   try:
     return FLAGS(argv)
   except flags.Error as error:
-    usage_error(error)
+    usage_error(flag_error_message(error))
+
+
+def flag_error_message(error):
+  """absl's message of a flag error, with its one line per missing
+  required flag made one line naming them all."""
+  missing = re.findall(r"Flag --(\w+) must have a value other than None",
+                       str(error))
+  if missing:
+    return "missing required flag(s) " + ", ".join(f"--{name}"
+                                                   for name in missing)
+  return str(error)
 
 
 def run(main, doc=None, tensorflow=True, **kwargs):

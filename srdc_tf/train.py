@@ -233,7 +233,7 @@ def parse_flags(argv):
     where = _find_in_flagfiles(argv, error.flagname)
     message = f"{error}{f' (in {where})' if where else ''}"
   except flags.Error as error:
-    message = str(error)
+    message = cli.flag_error_message(error)
   cli.usage_error(message)
 
 
