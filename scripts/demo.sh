@@ -4,5 +4,5 @@
 # passed to the trainer (e.g. --epochs=5).
 set -euo pipefail
 source "$(dirname "$0")/setup.sh"
-python -m srdc_tf.train --flagfile=flags/default.cfg \
+srdc-train --flagfile=flags/default.cfg \
   --model_dir=runs/default --export_dir=saved_models/default "$@"

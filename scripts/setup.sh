@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Creates .venv (Python 3.11) and installs the pinned requirements; a no-op
-# when nothing changed since the last install. Sourced by demo.sh and test.sh.
+# Creates .venv (Python 3.11) and installs the package in it, editable with
+# its dev extra and the exact versions of requirements-dev.txt (which gives
+# the console scripts srdc-train, srdc-predict, ...); a no-op when nothing
+# changed since the last install. Sourced by demo.sh and test.sh.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$repo/.venv"
@@ -10,14 +12,14 @@ if [ ! -x "$venv/bin/python" ]; then
   "$python_bin" -m venv "$venv"
 fi
 stamp="$venv/.requirements.sha"
-want="$(cat "$repo/requirements.txt" "$repo/requirements-dev.txt" | sha1sum | cut -d' ' -f1)"
+want="$(cat "$repo/requirements.txt" "$repo/requirements-dev.txt" \
+  "$repo/pyproject.toml" | sha1sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "[setup] installing requirements into $venv"
+  echo "[setup] installing srdc-tf and its requirements into $venv"
   "$venv/bin/python" -m pip install -q --upgrade pip
-  "$venv/bin/python" -m pip install -q -r "$repo/requirements-dev.txt"
+  "$venv/bin/python" -m pip install -q -r "$repo/requirements-dev.txt" \
+    -e "$repo[dev]"
   echo "$want" > "$stamp"
 fi
 export PATH="$venv/bin:$PATH"
-# Quieter TensorFlow start-up; errors still show.
-export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 cd "$repo"
