@@ -17,7 +17,10 @@ want="$(cat "$repo/requirements.txt" "$repo/requirements-dev.txt" \
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[setup] installing srdc-tf and its requirements into $venv"
   "$venv/bin/python" -m pip install -q --upgrade pip
-  "$venv/bin/python" -m pip install -q -r "$repo/requirements-dev.txt" \
+  # The editable build warns that a folder named like the package may
+  # shadow it; here that folder is the package.
+  PYTHONWARNINGS="ignore:Editable installation" \
+    "$venv/bin/python" -m pip install -q -r "$repo/requirements-dev.txt" \
     -e "$repo[dev]"
   echo "$want" > "$stamp"
 fi
