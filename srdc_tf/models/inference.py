@@ -51,7 +51,7 @@ def extract(model, dataset, label=None):
                         reduce_retracing=True)
     model._srdc_embed_fn = embed  # One trace per model, not per epoch.
   parts = {"f": [], "h": [], "logits": [], "labels": [], "index": []}
-  batches = int(dataset.cardinality())
+  batches = int(dataset.cardinality()) if label else 0
   progress = console.Progress(label, total=batches if batches > 0 else None,
                               enabled=None if label else False,
                               transient=True)
