@@ -64,11 +64,22 @@ flags.DEFINE_integer("max_image_side", 8192, "Largest accepted image width "
 flags.DEFINE_string("backbone", "lenet", "Backbone architecture.")
 flags.DEFINE_string("weights", None, "Backbone weights: 'imagenet', or a "
                     "weights file of the architecture; unset: random.")
-flags.DEFINE_boolean("freeze_backbone", False, "Do not train the backbone. "
-                     "Without --trainable_layers its features are computed "
-                     "once per image and cached (no augmentation).")
-flags.DEFINE_integer("trainable_layers", None, "With --freeze_backbone: "
-                     "train this many last layers of the backbone.")
+flags.DEFINE_boolean("freeze_backbone", False, "Do not train the backbone: "
+                     "its features are computed once per image and cached "
+                     "(no augmentation).")
+flags.DEFINE_integer("trainable_layers", None, "Train only this many last "
+                     "layers of the backbone (the top above a cut that one "
+                     "tensor crosses, e.g. 12 = MobileNetV2's last block); "
+                     "the layers below are frozen and their activations "
+                     "cached, see --cached_views.")
+flags.DEFINE_string("trainable_from", None, "Like --trainable_layers, by the "
+                    "name of the first trainable layer (e.g. "
+                    "block_16_expand).")
+flags.DEFINE_integer("cached_views", 4, "With --trainable_layers or "
+                     "--trainable_from: views of each image whose "
+                     "activations at the cut are cached (the evaluation "
+                     "view and augmented training views); 0: no cache, the "
+                     "whole network runs at every step.", lower_bound=0)
 flags.DEFINE_string("feature_cache_dir", None, "Where cached backbone "
                     "features live (default: <model_dir>/feature_cache); "
                     "share it between runs of the same data and backbone.")
@@ -187,9 +198,13 @@ flags.mark_flags_as_required(["source", "target", "model_dir"])
 
 def _validate():
   """Stops with a message naming the flag, before any work."""
-  if FLAGS.trainable_layers is not None and FLAGS.trainable_layers < 0:
+  if FLAGS.trainable_layers is not None and FLAGS.trainable_layers <= 0:
     raise app.UsageError(
-        f"--trainable_layers must be >= 0, got {FLAGS.trainable_layers}")
+        f"--trainable_layers must be > 0, got {FLAGS.trainable_layers}")
+  if FLAGS.trainable_layers is not None and FLAGS.trainable_from:
+    raise app.UsageError(
+        f"give one of --trainable_layers={FLAGS.trainable_layers} and "
+        f"--trainable_from={FLAGS.trainable_from!r}, not both")
   for name in ("epochs", "batch_size", "image_size", "bottleneck_dim",
                "min_image_side", "max_image_side"):
     if getattr(FLAGS, name) <= 0:
@@ -261,6 +276,7 @@ def main(argv):
   from srdc_tf import runner  # pylint: disable=g-import-not-at-top
   from srdc_tf.callbacks import divergence  # pylint: disable=g-import-not-at-top
   from srdc_tf.models import backbones  # pylint: disable=g-import-not-at-top
+  from srdc_tf.models import cut  # pylint: disable=g-import-not-at-top
 
   if FLAGS.deterministic:
     tf.config.experimental.enable_op_determinism()
@@ -274,7 +290,15 @@ def main(argv):
     if moved:
       logging.warning("--overwrite: moved the earlier run in %s to %s",
                       settings.model_dir, moved)
-    if FLAGS.weights not in (None, "", "none", "imagenet"):
+    if settings.trains_top_only:
+      # A cut that no single tensor crosses fails now (with the weights
+      # file's check), not after the data is loaded and cached.
+      cut.split_backbone(
+          FLAGS.backbone, settings.transform.shape,
+          weights=None if FLAGS.weights == "imagenet" else FLAGS.weights,
+          trainable_layers=FLAGS.trainable_layers,
+          trainable_from=FLAGS.trainable_from)
+    elif FLAGS.weights not in (None, "", "none", "imagenet"):
       # A weights file of another architecture fails now, not after the
       # data is loaded and checked.
       backbones.build_backbone(FLAGS.backbone, settings.transform.shape,
