@@ -169,6 +169,9 @@ flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16"],
                   "bfloat16 with float32 weights (faster on CPUs with "
                   "AVX512-BF16/AMX); losses, logits, centres and the "
                   "per-epoch state stay float32.")
+flags.DEFINE_boolean("force_precision", False, "Run --precision="
+                     "mixed_bfloat16 also on a CPU without native bfloat16, "
+                     "where it is slower than float32.")
 flags.DEFINE_boolean("deterministic", False, "Deterministic kernels "
                      "(tf.config.experimental.enable_op_determinism): the "
                      "same seed gives the same weights, also across a "
@@ -278,6 +281,14 @@ def main(argv):
   from srdc_tf.models import backbones  # pylint: disable=g-import-not-at-top
   from srdc_tf.models import cut  # pylint: disable=g-import-not-at-top
 
+  from srdc_tf.models import precision  # pylint: disable=g-import-not-at-top
+  slow = precision.slow_precision_reason(
+      FLAGS.precision, precision.cpu_flags(),
+      has_gpu=bool(tf.config.list_physical_devices("GPU")))
+  if slow and not FLAGS.force_precision:
+    raise app.UsageError(slow)
+  if slow:
+    logging.warning("--force_precision: %s", slow)
   if FLAGS.deterministic:
     tf.config.experimental.enable_op_determinism()
   try:
