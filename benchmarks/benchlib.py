@@ -28,6 +28,18 @@ def cpu_model():
   return platform.processor() or "unknown"
 
 
+# The vector extensions that decide float32 and bfloat16 speed on a CPU.
+VECTOR_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16",
+                "amx_tile")
+
+
+def cpu_vector_flags():
+  """Which of `VECTOR_FLAGS` the CPU has, as lscpu's flags name them."""
+  from srdc_tf.models import precision  # pylint: disable=g-import-not-at-top
+  have = precision.cpu_flags()
+  return [flag for flag in VECTOR_FLAGS if flag in have]
+
+
 def load_average():
   """The 1-minute load average."""
   return os.getloadavg()[0]
@@ -60,7 +72,10 @@ class Report:
       usable = len(os.sched_getaffinity(0))
     except AttributeError:
       usable = os.cpu_count()
-    return (f"{usable} cores ({os.cpu_count()} online), {cpu_model()}; "
+    vector = ", ".join(cpu_vector_flags()) or "none of " + "/".join(
+        VECTOR_FLAGS)
+    return (f"{usable} cores ({os.cpu_count()} online), {cpu_model()} "
+            f"({vector}); "
             f"TensorFlow {tf.__version__}, Keras {keras.__version__}, "
             f"Python {platform.python_version()}; 1-min load average "
             f"{self.load_start:.2f} at start, {load_average():.2f} at end; "

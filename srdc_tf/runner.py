@@ -40,6 +40,7 @@ from srdc_tf.data import sources
 from srdc_tf.data import transforms
 from srdc_tf.data import validation
 from srdc_tf.models import backbones
+from srdc_tf.models import cut
 from srdc_tf.models import inference
 from srdc_tf.models import precision
 from srdc_tf.models import srdc_model
@@ -50,6 +51,11 @@ from srdc_tf.models import srdc_model
 RELEASED_CODE_SWITCHES = ("empty_clusters", "kmeans_labels", "head_init",
                           "epoch_structure", "momentum_convention",
                           "feature_assignment")
+
+
+# Views cached per image when only a backbone's top trains (see
+# `models.cut`): the evaluation view and 3 training views (crops and flips).
+DEFAULT_CACHED_VIEWS = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +82,8 @@ class RunSettings:
   weights: str = None
   freeze_backbone: bool = False
   trainable_layers: int = None
+  trainable_from: str = None
+  cached_views: int = DEFAULT_CACHED_VIEWS
   feature_cache_dir: str = None
   bottleneck_dim: int = 512
   source_only: bool = False
@@ -148,9 +156,30 @@ class RunSettings:
     return self.task or f"{self.source}->{self.target}"
 
   @property
+  def trains_top_only(self):
+    """Only the backbone's last layers train (`--trainable_layers` or
+    `--trainable_from`)."""
+    return self.trainable_layers is not None or self.trainable_from is not None
+
+  @property
   def caches_features(self):
     """A wholly frozen backbone runs once per image, not once per step."""
-    return self.freeze_backbone and self.trainable_layers is None
+    return self.freeze_backbone and not self.trains_top_only
+
+  @property
+  def caches_activations(self):
+    """Below a trained top, the frozen layers run once per cached view."""
+    return self.trains_top_only and self.cached_views > 0
+
+  @property
+  def backbone_id(self):
+    """The backbone and its weights, as the feature cache keys them."""
+    backbone_id = f"{self.backbone}:{self.weights}"
+    if self.weights and os.path.isfile(self.weights):
+      # Other weights written to the same file are other features.
+      status = os.stat(self.weights)
+      backbone_id += f":{status.st_size}:{status.st_mtime_ns}"
+    return backbone_id
 
   @property
   def transform(self):
@@ -163,8 +192,10 @@ class RunSettings:
 
 @dataclasses.dataclass(frozen=True)
 class RunData:
-  """The domains of a run, and the frozen backbone when they hold cached
-  features instead of images (the export puts it back in front)."""
+  """The domains of a run, and the frozen network in front of what the run
+  trains when they hold its cached outputs instead of images: the whole
+  backbone (cached features), or the part below the cut (cached
+  activations, `models.cut`). The export puts it back in front."""
   source: object
   target: object
   target_eval: object
@@ -199,25 +230,38 @@ def load_data(settings):
     _, target_eval = sources.align_classes(source, target_eval,
                                            settings.shared_classes)
   target = aligned_target
-  if not settings.caches_features:
+  views, backbone_id = None, settings.backbone_id
+  if not settings.weights or settings.weights in ("none", "None"):
+    # A frozen network of random weights is the seed's: built from it, so
+    # that a resumed run embeds as the first did, and cached under it.
+    keras.utils.set_random_seed(settings.seed)
+    backbone_id += f":seed{settings.seed}"
+  if settings.caches_features:
+    frozen = backbones.build_backbone(
+        settings.backbone, settings.transform.shape, weights=settings.weights,
+        trainable=False)
+  elif settings.caches_activations:
+    split = _split_backbone(settings)
+    frozen, views = split.bottom, settings.cached_views
+    backbone_id += f":below:{split.cut_layer}"
+  else:
     return RunData(source, target, target_eval)
-  backbone = backbones.build_backbone(
-      settings.backbone, settings.transform.shape, weights=settings.weights,
-      trainable=False)
   cache_dir = settings.feature_cache_dir or os.path.join(
       settings.model_dir, "feature_cache")
-  backbone_id = f"{settings.backbone}:{settings.weights}"
-  if settings.weights and os.path.isfile(settings.weights):
-    # Other weights written to the same file are other features.
-    status = os.stat(settings.weights)
-    backbone_id += f":{status.st_size}:{status.st_mtime_ns}"
   embed = lambda domain: feature_cache.backbone_features(  # pylint: disable=g-long-lambda
-      domain, backbone, settings.transform, settings.batch_size, cache_dir,
-      backbone_id)
+      domain, frozen, settings.transform, settings.batch_size, cache_dir,
+      backbone_id, views)
   source_features, target_features = embed(source), embed(target)
   eval_features = (target_features if target_eval is target
                    else embed(target_eval))
-  return RunData(source_features, target_features, eval_features, backbone)
+  return RunData(source_features, target_features, eval_features, frozen)
+
+
+def _split_backbone(settings):
+  return cut.split_backbone(
+      settings.backbone, settings.transform.shape, weights=settings.weights,
+      trainable_layers=settings.trainable_layers,
+      trainable_from=settings.trainable_from)
 
 
 def build_model(settings, data):
@@ -229,15 +273,20 @@ def build_model(settings, data):
 
 
 def _build_model(settings, data):
-  if data.frozen_backbone is not None:
+  if settings.caches_activations:
+    backbone = _split_backbone(settings).top
+    input_shape = data.source.images.shape[2:]
+  elif data.frozen_backbone is not None:
     backbone, input_shape = None, data.source.images.shape[1:]
   else:
-    backbone = backbones.build_backbone(
-        settings.backbone, settings.transform.shape, weights=settings.weights,
-        trainable=not settings.freeze_backbone or
-        settings.trainable_layers is not None,
-        trainable_layers=settings.trainable_layers)
     input_shape = settings.transform.shape
+    if settings.trains_top_only:  # --cached_views=0: every step runs it all.
+      split = _split_backbone(settings)
+      backbone = cut.join(split.bottom, split.top)
+    else:
+      backbone = backbones.build_backbone(
+          settings.backbone, input_shape, weights=settings.weights,
+          trainable=not settings.freeze_backbone)
   return srdc_model.SRDCModel(
       backbone, num_classes=data.source.num_classes, input_shape=input_shape,
       num_source_examples=len(data.source),
@@ -371,19 +420,21 @@ def run(settings, data, strategy, baseline_dir=None):
       settings.select_by, settings.on_collapse, baseline)
   kept_scores, kept_predictions = selected.scores, selected.predictions
   if outcome.exported == collapse_guard.SOURCE_ONLY:
-    collapse_guard.load_baseline_weights(model, baseline)
+    _load_baseline_weights(model, baseline, data)
     accuracy = baseline.target_accuracy
     kept_scores = label_scores.compute(model)
     kept_predictions = label_scores.last_predictions
     # The baseline has no pseudo-labels of its own to agree with.
     kept_scores.pop(scores_lib.KMEANS_AGREEMENT, None)
-  save_model(model, os.path.join(settings.model_dir, run_files.MODEL_FILE),
+  kept = _model_to_keep(model, data)
+  save_model(kept, os.path.join(settings.model_dir, run_files.MODEL_FILE),
              strategy)
   if chief:
     # What the export binary and evaluation need beside model.keras.
     run_files.write_run_files(settings.model_dir, data.source.class_names,
                               settings.transform)
-  if data.frozen_backbone is not None:
+  heads_only = kept.backbone is None
+  if heads_only and data.frozen_backbone is not None:
     save_model(data.frozen_backbone,
                os.path.join(settings.model_dir, run_files.BACKBONE_FILE),
                strategy)
@@ -397,8 +448,8 @@ def run(settings, data, strategy, baseline_dir=None):
     console.banner(f"Export: a SavedModel version under {settings.export_dir}")
     with distribute.write_location(settings.export_dir, strategy) as base:
       export = serving.export_saved_model(
-          model, base, data.source.class_names,
-          transform=settings.transform, backbone=data.frozen_backbone)
+          kept, base, data.source.class_names, transform=settings.transform,
+          backbone=data.frozen_backbone if heads_only else None)
     export = export if chief else None
   skipped = {"source": list(data.source.skipped),
              "target": list(data.target.skipped)}
@@ -439,6 +490,30 @@ def run(settings, data, strategy, baseline_dir=None):
   # Finished and written: a restart starts over instead of resuming.
   backup.remove()
   return result
+
+
+def _trained_above_cut(model, data):
+  return model.backbone is not None and data.frozen_backbone is not None
+
+
+def _model_to_keep(model, data):
+  """What model.keras and the export hold: for a run that trained a
+  backbone's top on cached activations, the whole network (raw images in);
+  otherwise the model trained."""
+  if _trained_above_cut(model, data):
+    return cut.whole_network_model(model, data.frozen_backbone)
+  return model
+
+
+def _load_baseline_weights(model, baseline, data):
+  """The source-only baseline's weights into `model` (`--on_collapse`)."""
+  if not _trained_above_cut(model, data):
+    collapse_guard.load_baseline_weights(model, baseline)
+    return
+  # The baseline saved its whole network; the top's layers are shared.
+  whole = cut.whole_network_model(model, data.frozen_backbone)
+  collapse_guard.load_baseline_weights(whole, baseline)
+  cut.copy_head_state(whole, model)
 
 
 BACKUP_DIR = run_directory.BACKUP_DIR

@@ -19,9 +19,13 @@ def check(settings, with_baseline=False):
   Raises:
     ValueError: the first bad setting, naming its flag and the value.
   """
-  if settings.trainable_layers is not None and settings.trainable_layers < 0:
+  if settings.trainable_layers is not None and settings.trainable_layers <= 0:
     raise ValueError(
-        f"--trainable_layers must be >= 0, got {settings.trainable_layers}")
+        f"--trainable_layers must be > 0, got {settings.trainable_layers}")
+  if settings.trainable_layers is not None and settings.trainable_from:
+    raise ValueError(
+        f"give one of --trainable_layers={settings.trainable_layers} and "
+        f"--trainable_from={settings.trainable_from!r}, not both")
   for name in ("epochs", "batch_size", "image_size", "bottleneck_dim",
                "min_image_side", "max_image_side"):
     if getattr(settings, name) <= 0:

@@ -63,11 +63,22 @@ flags.DEFINE_integer("max_image_side", 8192, "Largest accepted image width "
 flags.DEFINE_string("backbone", "lenet", "Backbone architecture.")
 flags.DEFINE_string("weights", None, "Backbone weights: 'imagenet', or a "
                     "weights file of the architecture; unset: random.")
-flags.DEFINE_boolean("freeze_backbone", False, "Do not train the backbone. "
-                     "Without --trainable_layers its features are computed "
-                     "once per image and cached (no augmentation).")
-flags.DEFINE_integer("trainable_layers", None, "With --freeze_backbone: "
-                     "train this many last layers of the backbone.")
+flags.DEFINE_boolean("freeze_backbone", False, "Do not train the backbone: "
+                     "its features are computed once per image and cached "
+                     "(no augmentation).")
+flags.DEFINE_integer("trainable_layers", None, "Train only this many last "
+                     "layers of the backbone (the top above a cut that one "
+                     "tensor crosses, e.g. 12 = MobileNetV2's last block); "
+                     "the layers below are frozen and their activations "
+                     "cached, see --cached_views.")
+flags.DEFINE_string("trainable_from", None, "Like --trainable_layers, by the "
+                    "name of the first trainable layer (e.g. "
+                    "block_16_expand).")
+flags.DEFINE_integer("cached_views", 4, "With --trainable_layers or "
+                     "--trainable_from: views of each image whose "
+                     "activations at the cut are cached (the evaluation "
+                     "view and augmented training views); 0: no cache, the "
+                     "whole network runs at every step.", lower_bound=0)
 flags.DEFINE_string("feature_cache_dir", None, "Where cached backbone "
                     "features live (default: <model_dir>/feature_cache); "
                     "share it between runs of the same data and backbone.")
@@ -160,6 +171,9 @@ flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16"],
                   "bfloat16 with float32 weights (faster on CPUs with "
                   "AVX512-BF16/AMX); losses, logits, centres and the "
                   "per-epoch state stay float32.")
+flags.DEFINE_boolean("force_precision", False, "Run --precision="
+                     "mixed_bfloat16 also on a CPU without native bfloat16, "
+                     "where it is slower than float32.")
 flags.DEFINE_boolean("deterministic", False, "Deterministic kernels "
                      "(tf.config.experimental.enable_op_determinism): the "
                      "same seed gives the same weights, also across a "
@@ -199,7 +213,7 @@ def main(argv):
   try:
     results, _ = training.train(settings, FLAGS.with_baseline,
                                 FLAGS.overwrite, FLAGS.strategy,
-                                FLAGS.num_cpu_devices)
+                                FLAGS.num_cpu_devices, FLAGS.force_precision)
   except training.InputError as error:
     raise app.UsageError(str(error)) from error
   except divergence.TrainingDivergedError as error:

@@ -18,6 +18,8 @@ from srdc_tf import run_directory
 from srdc_tf import runner
 from srdc_tf import settings_checks
 from srdc_tf.models import backbones
+from srdc_tf.models import cut
+from srdc_tf.models import precision
 
 BASELINE_DIR = "source_only"
 SUMMARY_FILE = "summary.json"
@@ -29,7 +31,7 @@ class InputError(ValueError):
 
 
 def train(settings, with_baseline=False, overwrite=False,
-          strategy="default", num_cpu_devices=0):
+          strategy="default", num_cpu_devices=0, force_precision=False):
   """Trains a run (and its baseline) and writes `summary.json`.
 
   Args:
@@ -40,6 +42,8 @@ def train(settings, with_baseline=False, overwrite=False,
       instead of refused.
     strategy: the distribution strategy's name (`distribute`).
     num_cpu_devices: logical CPU devices for a mirrored strategy.
+    force_precision: run `mixed_bfloat16` also where it is slower than
+      float32 (a CPU without native bfloat16), with a warning.
 
   Returns:
     `(results, strategy)`: a dict from method (`source_only`, `srdc`) to
@@ -55,6 +59,13 @@ def train(settings, with_baseline=False, overwrite=False,
   console.set_verbose(settings.verbose)
   try:
     settings_checks.check(settings, with_baseline)
+    slow = precision.slow_precision_reason(
+        settings.precision, precision.cpu_flags(),
+        has_gpu=bool(tf.config.list_physical_devices("GPU")))
+    if slow and not force_precision:
+      raise ValueError(slow)
+    if slow:
+      logging.warning("--force_precision: %s", slow)
     if settings.deterministic:
       tf.config.experimental.enable_op_determinism()
     strategy = distribute.create_strategy(strategy, num_cpu_devices)
@@ -64,7 +75,15 @@ def train(settings, with_baseline=False, overwrite=False,
     if moved:
       logging.warning("--overwrite: moved the earlier run in %s to %s",
                       settings.model_dir, moved)
-    if settings.weights not in (None, "", "none", "imagenet"):
+    if settings.trains_top_only:
+      # A cut that no single tensor crosses fails now (with the weights
+      # file's check), not after the data is loaded and cached.
+      cut.split_backbone(
+          settings.backbone, settings.transform.shape,
+          weights=None if settings.weights == "imagenet" else settings.weights,
+          trainable_layers=settings.trainable_layers,
+          trainable_from=settings.trainable_from)
+    elif settings.weights not in (None, "", "none", "imagenet"):
       # A weights file of another architecture fails now, not after the
       # data is loaded and checked.
       backbones.build_backbone(settings.backbone, settings.transform.shape,

@@ -22,6 +22,7 @@ NOT_SETTINGS = {
     "overwrite",        # What to do with an earlier run in model_dir.
     "strategy",         # Where the run executes (distribute).
     "num_cpu_devices",  # Likewise.
+    "force_precision",  # Whether a slow --precision may run: not a result.
 }
 TINY = dict(synthetic_examples_per_class=8, image_size=16, bottleneck_dim=16,
             batch_size=8, backbone_lr_multiplier=1.0, kmeans_iterations=2,

@@ -151,3 +151,25 @@ def test_unknown_precision_is_rejected():
     runner.build_model(_settings(precision="float16"),
                        runner.load_data(_settings()))
   assert keras.config.dtype_policy().name == "float32"
+
+
+@pytest.mark.parametrize("precision_name,flags,has_gpu,slow", [
+    ("mixed_bfloat16", {"avx2", "fma"}, False, True),
+    ("mixed_bfloat16", {"avx2", "avx512_bf16"}, False, False),
+    ("mixed_bfloat16", {"amx_bf16"}, False, False),
+    ("mixed_bfloat16", set(), True, False),
+    ("float32", set(), False, False),
+])
+def test_slow_precision_reason(precision_name, flags, has_gpu, slow):
+  reason = precision.slow_precision_reason(precision_name, frozenset(flags),
+                                           has_gpu=has_gpu)
+  assert (reason is not None) == slow
+  if slow:
+    assert "avx512_bf16" in reason and "--force_precision" in reason
+
+
+def test_cpu_flags_reads_the_flags_line(tmp_path):
+  cpuinfo = tmp_path / "cpuinfo"
+  cpuinfo.write_text("model name\t: X\nflags\t\t: fpu avx2 amx_bf16\n")
+  assert precision.cpu_flags(str(cpuinfo)) == {"fpu", "avx2", "amx_bf16"}
+  assert precision.cpu_flags(str(tmp_path / "missing")) == frozenset()

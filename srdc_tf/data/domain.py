@@ -18,11 +18,15 @@ class Domain:
     name: a display name (e.g. "office31/amazon").
     class_names: the K class names; label k is `class_names[k]`.
     labels: `[N]` int32 labels, `UNLABELLED` where unknown.
-    images: `[N, H, W, C]` uint8 images, or `[N, D]` float32 features.
+    images: `[N, H, W, C]` uint8 images, `[N, D]` float32 features, or
+      with `cached_views`, `[N, V, ...]` float32 activations of V views.
     paths: N image file paths (JPEG, PNG, BMP or GIF), decoded on the fly.
     encoded: `[N]` object array of encoded image bytes, decoded on the fly.
     skipped: the bad image files left out when loading (`BadImage`s of
       `srdc_tf.data.validation`), for the run's summary.
+    cached_views: `images` holds a frozen network's activations of V views
+      of each image (`data.feature_cache`): training draws one view per
+      example and step, evaluation reads view 0, the evaluation view.
   """
   name: str
   class_names: tuple
@@ -31,6 +35,7 @@ class Domain:
   paths: tuple = None
   encoded: np.ndarray = None
   skipped: tuple = ()
+  cached_views: bool = False
 
   def __post_init__(self):
     given = [x for x in (self.images, self.paths, self.encoded)
@@ -63,7 +68,14 @@ class Domain:
 
   @property
   def is_features(self):
-    return self.images is not None and self.images.ndim == 2
+    """Whether the examples are a network's outputs, not images."""
+    return self.images is not None and (self.images.ndim == 2
+                                        or self.cached_views)
+
+  @property
+  def num_views(self):
+    """V of a domain of `cached_views`, else 1."""
+    return int(self.images.shape[1]) if self.cached_views else 1
 
   def _storage(self):
     if self.images is not None:
@@ -95,7 +107,7 @@ class Domain:
             for key, value in storage.items()}
     return Domain(name=self.name, class_names=class_names,
                   labels=labels[keep].astype(np.int32), skipped=self.skipped,
-                  **kept)
+                  cached_views=self.cached_views, **kept)
 
   def records(self):
     """`(record, label, index)` in index order; `load` turns a record into

@@ -1,8 +1,11 @@
-"""A frozen backbone's features, computed once per image and reused.
+"""A frozen network's outputs, computed once per image and reused.
 
 With a frozen backbone, every epoch would push each image through the same
 function again; caching `f` turns an epoch into a pass over the heads only.
 Features come from the evaluation view of each image (no augmentation).
+With a backbone cut in two (`models.cut`), the frozen part's activations at
+the cut are cached for a fixed set of views of each image (the evaluation
+view and augmented training views), and training runs the part above it.
 """
 
 import hashlib
@@ -47,56 +50,83 @@ def content_fingerprint(domain):
   return digest.hexdigest()
 
 
-def cache_key(domain, backbone_id, transform):
+# The seed of the cached training views: fixed, so that runs of every seed
+# share one cache (a run's seed still draws which view each step sees).
+VIEW_SEED = 0
+
+
+def cache_key(domain, backbone_id, transform, views=None):
   """A name for the features of `domain` under a backbone and transform:
   the domain's name, a digest of its content (`content_fingerprint`), the
-  backbone and its weights (`backbone_id`) and the transform."""
-  description = json.dumps([domain.name, len(domain),
-                            content_fingerprint(domain), backbone_id,
-                            repr(transform)])
+  backbone and its weights (`backbone_id`), the transform and the number of
+  views (None: the evaluation view alone, as `[N, D]` rows)."""
+  described = [domain.name, len(domain), content_fingerprint(domain),
+               backbone_id, repr(transform)]
+  if views is not None:
+    described += [int(views), VIEW_SEED]
+  description = json.dumps(described)
   digest = hashlib.sha1(description.encode()).hexdigest()[:16]
   safe = "".join(c if c.isalnum() else "_" for c in domain.name)
   return f"{safe}-{digest}"
 
 
+def _outputs(network, dataset, progress):
+  parts = []
+  for images, _, _ in dataset:
+    parts.append(np.asarray(network(images, training=False), np.float32))
+    progress.update(len(parts[-1]))
+  return np.concatenate(parts)
+
+
 def backbone_features(domain, backbone, transform, batch_size=64,
-                      cache_dir=None, backbone_id=None):
-  """The domain with every image replaced by its backbone feature.
+                      cache_dir=None, backbone_id=None, views=None):
+  """The domain with every image replaced by a frozen network's output.
 
   Args:
     domain: an image `Domain`.
-    backbone: a `keras.Model` from images to `[batch, D]` features.
-    transform: the `ImageTransform` whose evaluation view is embedded.
+    backbone: a frozen `keras.Model` from images to `[batch, ...]` outputs.
+    transform: the `ImageTransform` whose views are embedded.
     batch_size: inference batch size.
     cache_dir: where features are stored and looked up (None: no cache).
     backbone_id: a string naming the backbone and its weights, part of the
       cache key; required with `cache_dir`.
+    views: None: the evaluation view alone; V >= 1: the evaluation view
+      and V - 1 training views of every image
+      (`pipeline.view_dataset`, seeded by `VIEW_SEED`).
 
   Returns:
-    A `Domain` of `[N, D]` float32 features, same labels and order.
+    A `Domain` of the same labels and order holding `[N, D]` float32
+    features, or with `views`, `[N, V, ...]` float32 outputs and
+    `cached_views` set.
   """
+  if views is not None and views < 1:
+    raise ValueError(f"views must be >= 1, got {views!r}")
   path = None
   if cache_dir:
     if not backbone_id:
       raise ValueError("backbone_id is required with cache_dir")
-    path = os.path.join(cache_dir,
-                        cache_key(domain, backbone_id, transform) + ".npy")
+    path = os.path.join(
+        cache_dir, cache_key(domain, backbone_id, transform, views) + ".npy")
   if path and os.path.isfile(path):
     console.banner(f"Feature cache: {domain.name} ({len(domain)} images), "
                    f"read from {path}")
     features = np.load(path)
   else:
-    console.banner(f"Feature cache: {domain.name} ({len(domain)} images) "
-                   "through the frozen backbone"
+    console.banner(f"Feature cache: {domain.name} ({len(domain)} images"
+                   + (f" x {views} views" if views else "")
+                   + ") through the frozen network"
                    + (f" into {path}" if path else ""))
-    progress = console.Progress(f"embedding {domain.name}", total=len(domain),
+    progress = console.Progress(f"embedding {domain.name}",
+                                total=(views or 1) * len(domain),
                                 transient=True)
-    parts = []
-    for images, _, _ in pipeline.eval_dataset(domain, batch_size, transform):
-      parts.append(np.asarray(backbone(images, training=False), np.float32))
-      progress.update(len(parts[-1]))
+    if views is None:
+      features = _outputs(backbone, pipeline.eval_dataset(
+          domain, batch_size, transform), progress)
+    else:
+      features = np.stack([_outputs(backbone, pipeline.view_dataset(
+          domain, batch_size, transform, view, VIEW_SEED), progress)
+                           for view in range(views)], axis=1)
     progress.close()
-    features = np.concatenate(parts)
     if path:
       os.makedirs(cache_dir, exist_ok=True)
       staging = path + f".{os.getpid()}.tmp.npy"
@@ -106,4 +136,6 @@ def backbone_features(domain, backbone, transform, batch_size=64,
     raise ValueError(f"feature cache {path!r} holds {len(features)} rows for "
                      f"{len(domain)} examples of {domain.name!r}")
   return domain_lib.Domain(name=domain.name, class_names=domain.class_names,
-                           labels=domain.labels, images=features)
+                           labels=domain.labels, images=features,
+                           skipped=domain.skipped,
+                           cached_views=views is not None)

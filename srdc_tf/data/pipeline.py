@@ -29,9 +29,13 @@ def _shard_by_data(dataset):
 def _map_train(domain, transform, seed):
   def load(element_id, record, label, index):
     item = domain.load(record, transform.channels if transform else None)
+    image_seed = tf.stack([tf.cast(seed, tf.int64), element_id])
+    if domain.cached_views:  # The cached views are the augmentation.
+      view = tf.random.stateless_uniform(
+          [], image_seed, 0, domain.num_views, dtype=tf.int32)
+      return tf.cast(tf.gather(item, view), tf.float32), label, index
     if transform is None or domain.is_features:
       return tf.cast(item, tf.float32), label, index
-    image_seed = tf.stack([tf.cast(seed, tf.int64), element_id])
     return transform.train(item, image_seed), label, index
   return load
 
@@ -162,6 +166,8 @@ def eval_dataset(domain, batch_size, transform):
 
   def load(record, label, index):
     item = domain.load(record, transform.channels if transform else None)
+    if domain.cached_views:
+      item = item[0]
     if transform is None or domain.is_features:
       return tf.cast(item, tf.float32), label, index
     return transform.eval(item), label, index
@@ -169,3 +175,34 @@ def eval_dataset(domain, batch_size, transform):
   return _shard_by_data(domain.records().map(
       load, num_parallel_calls=AUTOTUNE, deterministic=True).batch(
           batch_size).prefetch(AUTOTUNE))
+
+
+def view_dataset(domain, batch_size, transform, view, seed):
+  """`(image, label, index)` batches of one view of every image, in index
+  order: view 0 is the evaluation view, view v > 0 a training view seeded
+  by `(seed, index, v)` alone, so the views of an image are a fixed set.
+
+  Args:
+    domain: an image `Domain`.
+    batch_size: batch size, > 0.
+    transform: the `ImageTransform`.
+    view: the view number, >= 0.
+    seed: the seed of the training views.
+
+  Returns:
+    A finite `tf.data.Dataset`.
+  """
+  if view == 0:
+    return eval_dataset(domain, batch_size, transform)
+  if batch_size <= 0:
+    raise ValueError(f"batch_size must be > 0, got {batch_size!r}")
+
+  def load(record, label, index):
+    item = domain.load(record, transform.channels)
+    image_seed = tf.stack([tf.cast(seed, tf.int64),
+                           tf.cast(index, tf.int64) * 1000003 + view])
+    return transform.train(item, image_seed), label, index
+
+  return domain.records().map(
+      load, num_parallel_calls=AUTOTUNE, deterministic=True).batch(
+          batch_size).prefetch(AUTOTUNE)

@@ -40,30 +40,24 @@ def _load_weights(model, weights, name):
     ) from error
 
 
-def build_backbone(name, input_shape, weights=None, trainable=True,
-                   trainable_layers=None):
-  """Builds a backbone that maps raw pixels to pooled features.
+def build_body(name, input_shape, weights=None):
+  """The architecture of a backbone without its preprocessing.
 
   Args:
     name: one of `BACKBONES`.
     input_shape: `(height, width, channels)` of the images.
     weights: None (random), "imagenet" (downloaded by Keras; resnet50 and
       mobilenet_v2), or the path of a weights file of this architecture.
-    trainable: whether the backbone is trained. A frozen backbone runs its
-      BatchNorm layers in inference mode.
-    trainable_layers: with `trainable`, train only this many last layers
-      (None trains all).
 
   Returns:
-    A functional `keras.Model` named `backbone` with one input and a 2-D
-    output `[batch, feature_dim]`.
+    `(body, mode)`: a functional `keras.Model` from preprocessed pixels to
+    pooled features, and the `ImagePreprocessing` mode it expects.
   """
   if name not in BACKBONES:
     raise ValueError(f"--backbone must be one of {BACKBONES}, got {name!r}")
   if weights in ("", "none", "None"):
     weights = None
   input_shape = tuple(int(d) for d in input_shape)
-  inputs = keras.Input(shape=input_shape, name="images")
   if name == "lenet":
     if weights == "imagenet":
       raise ValueError("--weights=imagenet is not available for lenet")
@@ -86,16 +80,45 @@ def build_backbone(name, input_shape, weights=None, trainable=True,
     _load_weights(body, weights, name)
   if keras.config.dtype_policy().compute_dtype == "bfloat16":
     precision.compute_elementwise_in_float32(body)
-  if trainable and trainable_layers is not None:
-    if trainable_layers < 0:
-      raise ValueError(
-          f"trainable_layers must be >= 0, got {trainable_layers!r}")
-    for layer in body.layers[:len(body.layers) - trainable_layers]:
-      layer.trainable = False
-  else:
-    body.trainable = trainable
+  return body, mode
+
+
+def with_preprocessing(network, mode, input_shape, name):
+  """`network` behind the raw-pixel preprocessing of `mode`.
+
+  Args:
+    network: a `keras.Model` of preprocessed pixels.
+    mode: the `ImagePreprocessing` mode.
+    input_shape: `(height, width, channels)` of the raw images.
+    name: the name of the returned model.
+
+  Returns:
+    A functional `keras.Model` from raw pixels in [0, 255].
+  """
+  inputs = keras.Input(shape=tuple(int(d) for d in input_shape),
+                       name="images")
   # float32 pixel arithmetic also under a mixed policy (the body casts).
   x = preprocessing.ImagePreprocessing(mode, dtype="float32",
                                        name="preprocessing")(inputs)
-  outputs = body(x)
-  return keras.Model(inputs, outputs, name="backbone")
+  return keras.Model(inputs, network(x), name=name)
+
+
+def build_backbone(name, input_shape, weights=None, trainable=True):
+  """Builds a backbone that maps raw pixels to pooled features.
+
+  Args:
+    name: one of `BACKBONES`.
+    input_shape: `(height, width, channels)` of the images.
+    weights: None (random), "imagenet" (downloaded by Keras; resnet50 and
+      mobilenet_v2), or the path of a weights file of this architecture.
+    trainable: whether the backbone is trained. A frozen backbone runs its
+      BatchNorm layers in inference mode. (`models.cut` trains only the
+      last layers.)
+
+  Returns:
+    A functional `keras.Model` named `backbone` with one input and a 2-D
+    output `[batch, feature_dim]`.
+  """
+  body, mode = build_body(name, input_shape, weights)
+  body.trainable = trainable
+  return with_preprocessing(body, mode, input_shape, "backbone")
