@@ -30,9 +30,11 @@ flags.DEFINE_string("input", None, "Folder of images (searched "
 flags.DEFINE_string("output", None, "CSV file written.")
 flags.DEFINE_string("list_root", None, "Where the relative paths of an "
                     "--input list start (default: the list's folder).")
+# Bounds are checked while parsing, before TensorFlow is imported.
 flags.DEFINE_integer("top_k", 5, "Classes ranked in every row (at most "
-                     "the model's classes).")
-flags.DEFINE_integer("batch_size", 64, "Images per model call.")
+                     "the model's classes).", lower_bound=1)
+flags.DEFINE_integer("batch_size", 64, "Images per model call.",
+                     lower_bound=1)
 flags.DEFINE_boolean("fail_on_bad_images", False, "Stop with an error at "
                      "the first file that cannot be read or decoded "
                      "(default: list it in the CSV's error column and go "
@@ -45,9 +47,6 @@ _LISTED = 5
 
 
 def _validate():
-  for name in ("top_k", "batch_size"):
-    if getattr(FLAGS, name) <= 0:
-      raise app.UsageError(f"--{name} must be > 0, got {getattr(FLAGS, name)}")
   if os.path.isdir(FLAGS.output):
     raise app.UsageError(f"--output={FLAGS.output!r} is a folder, not a file")
 

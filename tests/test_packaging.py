@@ -87,7 +87,7 @@ def test_help_lists_the_binary_s_own_flags_first_and_short(name):
     ("srdc-predict", [], "error: missing required flag(s) --model, --input, "
      "--output"),
     ("srdc-predict", ["--model=m", "--input=i", "--output=o", "--top_k=0"],
-     "error: --top_k must be > 0, got 0"),
+     "error: flag --top_k=0: 0 is not a positive integer"),
     ("srdc-report", ["--run_dirs=runs/nowhere", "--output=/tmp/t"],
      "error: --run_dirs: no folder 'runs/nowhere'"),
     ("srdc-export", ["--model_dir=/nonexistent", "--export_dir=/tmp/e"],
