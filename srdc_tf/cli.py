@@ -62,14 +62,14 @@ def own_flags():
   return result
 
 
-def _flag_line(flag, width=79, column=28):
+def _flag_line(flag, required, width=79, column=28):
   """`--name=DEFAULT  help`, wrapped under the help's column."""
   if flag.flag_type() == "bool":
-    usage = f"--[no]{flag.name}"
+    usage = f"--[no]{flag.name}" + (" (on)" if flag.default else "")
   else:
     default = flag.default_as_str.strip("'") if flag.default is not None else ""
     usage = f"--{flag.name}={default}" if default else f"--{flag.name}"
-  if flag.name in _required_flags():
+  if required:
     usage += " (required)"
   text = _first_sentence(" ".join(flag.help.split()))
   if len(usage) + 4 > column:
@@ -112,7 +112,8 @@ def short_help(doc):
     of its help, in at most two lines.
   """
   lines = [(doc or "").strip(), "", "flags:"]
-  lines += [_flag_line(flag) for flag in own_flags()]
+  required = _required_flags()
+  lines += [_flag_line(flag, flag.name in required) for flag in own_flags()]
   lines += ["", "--helpfull: every flag with its whole help, absl's "
             "(--flagfile, --verbosity, ...) included."]
   return "\n".join(lines) + "\n"

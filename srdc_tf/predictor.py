@@ -10,6 +10,7 @@ however many there are, and a file that cannot be read or decoded is
 reported instead of stopping the pass.
 """
 
+import csv
 import dataclasses
 import os
 import re
@@ -17,6 +18,8 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from srdc_tf import console
+from srdc_tf import prediction
 from srdc_tf import run_files
 from srdc_tf import serving
 from srdc_tf.data import transforms
@@ -236,3 +239,57 @@ def _file_dataset(paths, transform, batch_size):
           .ignore_errors()
           .batch(batch_size)
           .prefetch(1))
+
+
+def predict_to_csv(predictor, paths, output, top_k, batch_size,
+                   fail_on_bad=False):
+  """Writes the predictions of `paths` to the CSV file `output`.
+
+  Rows are written as batches finish, into a staging file renamed to
+  `output` at the end, so that a stopped pass leaves no partial CSV.
+
+  Args:
+    predictor: a `Predictor`.
+    paths: the image files.
+    output: the CSV path.
+    top_k: classes ranked per row.
+    batch_size: images per model call.
+    fail_on_bad: raise at the first bad file instead of listing it.
+
+  Returns:
+    `(predicted, bad)`: the number of rows with a prediction, and the
+    `(path, problem)` pairs of the files without.
+
+  Raises:
+    ValueError: with `fail_on_bad`, the first bad file and its problem.
+  """
+  k = min(top_k, len(predictor.class_names))
+  folder = os.path.dirname(os.path.abspath(output))
+  os.makedirs(folder, exist_ok=True)
+  staging = f"{output}.{os.getpid()}.tmp"
+  predicted, bad = 0, []
+  progress = console.Progress("predicting", total=len(paths), enabled=True)
+  try:
+    with open(staging, "w", newline="") as f:
+      writer = csv.DictWriter(f, fieldnames=prediction.csv_columns(k))
+      writer.writeheader()
+      for batch in predictor.predict_files(paths, batch_size):
+        if batch.bad and fail_on_bad:
+          _, path, problem = batch.bad[0]
+          raise ValueError(f"{path}: {problem} (--fail_on_bad_images)")
+        rows = list(zip(batch.positions, prediction.prediction_rows(
+            batch.paths, batch.probabilities, predictor.class_names, k)))
+        rows += [(position, prediction.error_row(path, problem, k))
+                 for position, path, problem in batch.bad]
+        writer.writerows(row for _, row in sorted(rows, key=lambda r: r[0]))
+        f.flush()
+        predicted += len(batch.paths)
+        bad += [(path, problem) for _, path, problem in batch.bad]
+        progress.update(len(batch.paths) + len(batch.bad),
+                        note=f"{len(bad)} bad" if bad else "")
+    os.replace(staging, output)
+  finally:
+    progress.close()
+    if os.path.exists(staging):
+      os.remove(staging)
+  return predicted, bad

@@ -8,7 +8,6 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from srdc_tf import predict
 from srdc_tf import predictor
 import serving_testlib
 
@@ -93,7 +92,7 @@ def test_the_csv_has_one_row_per_file_in_input_order(loaded, tmp_path,
   folder, good = _image_folder(tmp_path)
   paths = sorted(str(p) for p in folder.rglob("*") if p.is_file())
   output = tmp_path / "out" / "predictions.csv"
-  predicted, bad = predict.predict_to_csv(loaded["export"], paths,
+  predicted, bad = predictor.predict_to_csv(loaded["export"], paths,
                                           str(output), top_k, batch_size=4)
   assert (predicted, len(bad)) == (len(good), len(BAD_FILES))
   with open(output, newline="") as f:
@@ -114,7 +113,7 @@ def test_fail_on_bad_images_stops_and_leaves_no_csv(loaded, tmp_path):
   paths = sorted(str(p) for p in folder.rglob("*") if p.is_file())
   output = tmp_path / "predictions.csv"
   with pytest.raises(ValueError, match="empty.jpg: empty file"):
-    predict.predict_to_csv(loaded["run"], paths, str(output), 3, 4,
+    predictor.predict_to_csv(loaded["run"], paths, str(output), 3, 4,
                            fail_on_bad=True)
   assert not output.exists()
   assert not [name for name in os.listdir(tmp_path) if ".tmp" in name]
