@@ -30,10 +30,11 @@ TINY = dict(synthetic_examples_per_class=8, image_size=16, bottleneck_dim=16,
 
 
 def _train_flags():
-  """The flags srdc-train defines itself (absl's left out)."""
+  """The flags srdc-train defines (absl's and other binaries' left out)."""
   return {flag.name: flag for module, module_flags in
           flags.FLAGS.flags_by_module_dict().items()
-          if module.startswith("srdc_tf") for flag in module_flags}
+          if module in ("srdc_tf.train", "srdc_tf.data_flags")
+          for flag in module_flags}
 
 
 def _fields():
