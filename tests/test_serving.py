@@ -1,17 +1,20 @@
 """Tests of srdc_tf.serving: versions, size, signatures, errors, and serving
 the export without srdc_tf."""
 
+import io
 import os
 import textwrap
 
 import keras
 import numpy as np
+from PIL import Image
 import pytest
 import tensorflow as tf
 
 from srdc_tf import run_files
 from srdc_tf import serving
 from srdc_tf.data import transforms
+from srdc_tf.data import validation
 from srdc_tf.models import build_backbone
 from srdc_tf.models import SRDCModel
 
@@ -245,7 +248,8 @@ def _png(shape):
      r"1-D batch of encoded images.*received shape \[1 1\]"),
     ("bytes", tf.constant([], tf.string), r"non-empty.*received shape \[0\]"),
     ("bytes", tf.constant([_png([8, 8, 3]), b"not an image"]),
-     r"image_bytes\[1\] \(12 bytes\) is not a JPEG, PNG, GIF or BMP image"),
+     r"image_bytes\[1\] \(12 bytes\) is not a JPEG, PNG, GIF, BMP or WebP "
+     "image"),
     ("bytes", tf.constant([b""]),
      r"image_bytes\[0\] \(0 bytes\) is not a JPEG"),
     # A known format but corrupt data: the decoder's own message.
@@ -321,3 +325,86 @@ def test_a_feature_model_is_exported_behind_its_backbone():
   expected = os.path.getsize(weights) + 4 * backbone.count_params()
   exported = lib.folder_size(os.path.join(export, "variables"))
   assert abs(exported - expected) <= 0.1 * expected, (exported, expected)
+
+
+# === Pixel values, formats and decoded size ===
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf, -1.0, 255.5,
+                                   1e30], ids=["nan", "inf", "minus_inf",
+                                               "negative", "above_255",
+                                               "huge"])
+def test_non_finite_or_out_of_range_pixels_are_refused(signatures, value):
+  images, _ = signatures
+  pixels = lib.pixel_images(2)
+  pixels[1, 3, 4, 0] = value
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=r"images must be raw pixels in \[0, 255\]"):
+    images(images=tf.constant(pixels))
+
+
+def test_pixels_at_the_ends_of_the_range_are_served(signatures):
+  images, _ = signatures
+  pixels = np.zeros((2,) + lib.IMAGE_SHAPE, np.float32)
+  pixels[1] = 255.0
+  assert images(images=tf.constant(pixels))["class_id"].shape == (2,)
+
+
+def _encode(image, fmt, **options):
+  buffer = io.BytesIO()
+  Image.fromarray(image).save(buffer, fmt, **options)
+  return buffer.getvalue()
+
+
+# Every format training accepts (validation.IMAGE_SIGNATURES), in each
+# header variant: WebP's lossy (VP8), lossless (VP8L) and extended (VP8X).
+_FORMATS = {
+    "png": ("PNG", {}), "jpeg": ("JPEG", {"quality": 95}), "gif": ("GIF", {}),
+    "bmp": ("BMP", {}), "webp_lossy": ("WEBP", {"quality": 90}),
+    "webp_lossless": ("WEBP", {"lossless": True}),
+    "webp_extended": ("WEBP", {"quality": 90, "exif": b"Exif\0\0"}),
+}
+
+
+@pytest.fixture(scope="module")
+def small_limit_export(model):
+  """An export that decodes at most 60 x 48 pixels."""
+  return tf.saved_model.load(serving.export_saved_model(
+      model, lib.work_dir("limit"), lib.CLASS_NAMES,
+      max_decoded_pixels=60 * 48))
+
+
+@pytest.mark.parametrize("name", sorted(_FORMATS))
+def test_every_training_format_is_served_and_its_size_capped(
+    small_limit_export, name):
+  fmt, options = _FORMATS[name]
+  image = lib.pixel_images(1, shape=(48, 60, 3), seed=4)[0].astype(np.uint8)
+  if fmt == "GIF":
+    image = image // 64 * 64  # Few colours: no dithering.
+  encoded = _encode(image, fmt, **options)
+  assert validation.image_format(encoded) is not None
+  serve = small_limit_export.signatures[serving.IMAGE_BYTES_SIGNATURE]
+  served = serve(image_bytes=tf.constant([encoded]))
+  # Decoded as training decodes it (`Domain.load`), then resized.
+  view = transforms.ImageTransform(image_size=32).eval(tf.io.decode_image(
+      encoded, channels=3, expand_animations=False))
+  np.testing.assert_array_equal(
+      served["class_id"].numpy(),
+      small_limit_export.signatures[serving.IMAGES_SIGNATURE](
+          images=view[None])["class_id"].numpy())
+  bigger = _encode(np.concatenate([image, image[:1]]), fmt, **options)
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=r"image_bytes\[1\] announces 60x49 pixels; a "
+                     r"request image may have 1 to 2880 pixels"):
+    serve(image_bytes=tf.constant([encoded, bigger]))
+
+
+def test_a_huge_image_is_refused_from_its_header(signatures):
+  _, image_bytes = signatures
+  png = bytearray(_png([8, 8, 3]))
+  # IHDR's width and height (big-endian, bytes 16-23): 30000 x 25000, 2.2
+  # GB decoded; the rest of the file stays an 8 x 8 image.
+  png[16:24] = (30000).to_bytes(4, "big") + (25000).to_bytes(4, "big")
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=r"image_bytes\[0\] announces 30000x25000 pixels; "
+                     r"a request image may have 1 to 16777216 pixels"):
+    image_bytes(image_bytes=tf.constant([bytes(png)]))

@@ -1,6 +1,7 @@
 """A domain: images (in memory, encoded or as files), labels, class names."""
 
 import dataclasses
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -69,7 +70,10 @@ class Domain:
     if self.images is not None:
       return self.images
     if self.paths is not None:
-      return np.asarray(self.paths)
+      # As the file system's bytes: a name that is not valid UTF-8 (held
+      # by Python with surrogate escapes) reaches the file as it is named.
+      return np.asarray([os.fsencode(path) for path in self.paths],
+                        dtype=object)
     return self.encoded.astype(bytes)
 
   def restricted_to(self, class_names):

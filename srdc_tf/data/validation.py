@@ -44,49 +44,36 @@ MIN_IMAGE_SIDE = 8
 MAX_IMAGE_SIDE = 8192
 # How many bad files an error message lists before "... and N more".
 MAX_LISTED = 20
-_FORMATS = "JPEG, PNG, GIF, BMP or WebP"
+# The formats a run accepts, each with the bytes its files start with
+# (offset, bytes): exactly those that the serving signature
+# `serve_image_bytes` accepts too (`srdc_tf.serving`), so that every image
+# a model trains on can be sent to its export. `tf.io.decode_image` reads
+# more (JPEG XL), but the export could not check their size before decoding.
+IMAGE_SIGNATURES = (
+    ("JPEG", ((0, b"\xff\xd8\xff"),)),
+    ("PNG", ((0, b"\x89PNG"),)),
+    ("GIF", ((0, b"GIF8"),)),
+    ("BMP", ((0, b"BM"),)),
+    ("WebP", ((0, b"RIFF"), (8, b"WEBP"))),
+)
+FORMATS = "JPEG, PNG, GIF, BMP or WebP"
 
 
-@dataclasses.dataclass(frozen=True)
-class BadImage:
-  """A file that cannot be trained on, and why."""
-  path: str
-  problem: str
+def image_format(contents):
+  """The format of `IMAGE_SIGNATURES` that encoded bytes announce, or None.
 
-  def __str__(self):
-    return f"{self.path}: {self.problem}"
+  Args:
+    contents: the first bytes of a file (12 are enough), or all of them.
 
-
-class BadImagesError(ValueError):
-  """Some files of a domain cannot be used; the message lists them.
-
-  Attributes:
-    domain_name: the domain the files belong to.
-    bad: the `BadImage`s.
+  Returns:
+    "JPEG", "PNG", "GIF", "BMP", "WebP", or None.
   """
-
-  def __init__(self, domain_name, bad, hint=True):
-    self.domain_name = domain_name
-    self.bad = tuple(bad)
-    lines = [f"domain {domain_name!r}: {len(self.bad)} bad image file(s):"]
-    lines += [f"  {item}" for item in self.bad[:MAX_LISTED]]
-    if len(self.bad) > MAX_LISTED:
-      lines.append(f"  ... and {len(self.bad) - MAX_LISTED} more")
-    if hint:
-      lines.append("Fix or remove them, or pass --skip_bad_images to train "
-                   "without them.")
-    super().__init__("\n".join(lines))
-
-
-def _signature_format(contents):
-  """The format the first bytes of a file announce, or None."""
-  for magic, name in ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG", "PNG"),
-                      (b"GIF8", "GIF"), (b"BM", "BMP")):
-    if contents.startswith(magic):
+  for name, parts in IMAGE_SIGNATURES:
+    if all(contents[offset:offset + len(magic)] == magic
+           for offset, magic in parts):
       return name
-  if contents[:4] == b"RIFF" and contents[8:12] == b"WEBP":
-    return "WebP"
   return None
+
 
 
 def _decoder_message(error):
@@ -156,13 +143,17 @@ def check_image_file(path, min_side=MIN_IMAGE_SIDE, max_side=MAX_IMAGE_SIDE):
     image = tf.io.decode_image(contents, channels=3, expand_animations=False)
   except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError,
           tf.errors.FailedPreconditionError) as error:
-    fmt = fmt or _signature_format(contents)
+    fmt = fmt or image_format(contents)
     if fmt is None:
-      return f"not an image file (no {_FORMATS} header)"
+      return f"not an image file (no {FORMATS} header)"
     if fmt.upper() not in ("JPEG", "PNG", "GIF", "BMP", "WEBP", "MPO"):
-      return f"{fmt} image: TensorFlow decodes only {_FORMATS}"
+      return f"{fmt} image: TensorFlow decodes only {FORMATS}"
     reason = _pil_decode_problem(path) or _decoder_message(error)
     return f"corrupt or truncated {fmt} file: {reason}"
+  if image_format(contents) is None:
+    fmt = fmt or "this"
+    return (f"{fmt} format is not accepted: a run takes {FORMATS} images, "
+            "the formats its export can serve")
   height, width = int(image.shape[0]), int(image.shape[1])
   if min(width, height) < min_side:
     return (f"image is {width}x{height} pixels, smaller than the minimum "
