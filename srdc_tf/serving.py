@@ -241,9 +241,7 @@ class _ServingModule(tf.Module):
                 "max_decoded_pixels)",
                 [index, width, height, self.max_decoded_pixels]))
         with tf.control_dependencies([size_ok]):
-          image = tf.io.decode_image(encoded, channels=transform.channels,
-                                     expand_animations=False)
-        image.set_shape([None, None, transform.channels])
+          image = transforms.decode_image(encoded, transform.channels)
         return transform.eval(image)
 
       indices = tf.range(tf.size(image_bytes))

@@ -6,6 +6,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from srdc_tf.data import transforms
+
 UNLABELLED = -1
 
 
@@ -20,7 +22,8 @@ class Domain:
     class_names: the K class names; label k is `class_names[k]`.
     labels: `[N]` int32 labels, `UNLABELLED` where unknown.
     images: `[N, H, W, C]` uint8 images, or `[N, D]` float32 features.
-    paths: N image file paths (JPEG, PNG, BMP or GIF), decoded on the fly.
+    paths: N image file paths (JPEG, PNG, GIF, BMP or WebP), decoded on the
+      fly.
     encoded: `[N]` object array of encoded image bytes, decoded on the fly.
     skipped: the bad image files left out when loading (`BadImage`s of
       `srdc_tf.data.validation`), for the run's summary.
@@ -116,10 +119,7 @@ class Domain:
     if self.images is None:
       contents = (tf.io.read_file(record) if self.paths is not None
                   else record)
-      image = tf.io.decode_image(contents, channels=channels,
-                                 expand_animations=False)
-      image.set_shape([None, None, channels])
-      return image
+      return transforms.decode_image(contents, channels)
     if self.is_features:
       return record
     have = self.images.shape[-1]

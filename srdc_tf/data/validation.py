@@ -14,9 +14,12 @@ What is checked, per file:
 - its size is within `[min_side, max_side]` pixels on each side, checked
   from the header before any decode (so a 10000 x 10000 file is never
   decoded);
-- it decodes, with `tf.io.decode_image`, the very decoder the training and
-  evaluation pipelines use, so that a file that passes here cannot fail
-  there. CMYK, palette, grey-with-alpha and RGBA images pass: the pipeline
+- it decodes, with `transforms.decode_image`, the very decoder of the
+  training and evaluation pipelines and of the export, so that a file that
+  passes here cannot fail there;
+- its format is one of `IMAGE_SIGNATURES` (JPEG, PNG, GIF, BMP, WebP), the
+  formats the export's `serve_image_bytes` signature accepts. CMYK,
+  palette, grey-with-alpha and RGBA images (WebP too) pass: the decoder
   converts them to the network's channels.
 
 And per domain: a file listed twice (the same resolved path) is a bad
@@ -36,6 +39,8 @@ from absl import logging
 import numpy as np
 from PIL import Image
 import tensorflow as tf
+
+from srdc_tf.data import transforms
 
 # Defaults of --min_image_side and --max_image_side. 8 admits every digits
 # set (USPS is 16 x 16); 8192 is beyond any benchmark image and keeps a
@@ -59,6 +64,37 @@ IMAGE_SIGNATURES = (
 FORMATS = "JPEG, PNG, GIF, BMP or WebP"
 
 
+@dataclasses.dataclass(frozen=True)
+class BadImage:
+  """A file that cannot be trained on, and why."""
+  path: str
+  problem: str
+
+  def __str__(self):
+    return f"{self.path}: {self.problem}"
+
+
+class BadImagesError(ValueError):
+  """Some files of a domain cannot be used; the message lists them.
+
+  Attributes:
+    domain_name: the domain the files belong to.
+    bad: the `BadImage`s.
+  """
+
+  def __init__(self, domain_name, bad, hint=True):
+    self.domain_name = domain_name
+    self.bad = tuple(bad)
+    lines = [f"domain {domain_name!r}: {len(self.bad)} bad image file(s):"]
+    lines += [f"  {item}" for item in self.bad[:MAX_LISTED]]
+    if len(self.bad) > MAX_LISTED:
+      lines.append(f"  ... and {len(self.bad) - MAX_LISTED} more")
+    if hint:
+      lines.append("Fix or remove them, or pass --skip_bad_images to train "
+                   "without them.")
+    super().__init__("\n".join(lines))
+
+
 def image_format(contents):
   """The format of `IMAGE_SIGNATURES` that encoded bytes announce, or None.
 
@@ -73,7 +109,6 @@ def image_format(contents):
            for offset, magic in parts):
       return name
   return None
-
 
 
 def _decoder_message(error):
@@ -140,7 +175,7 @@ def check_image_file(path, min_side=MIN_IMAGE_SIDE, max_side=MAX_IMAGE_SIDE):
     return f"cannot be read: {error.strerror or error}"
   try:
     # The decoder of `Domain.load`: what passes here decodes in training.
-    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+    image = transforms.decode_image(contents, channels=3)
   except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError,
           tf.errors.FailedPreconditionError) as error:
     fmt = fmt or image_format(contents)
