@@ -172,6 +172,76 @@ def test_image_list_outside_its_root_missing_or_duplicate(tmp_path):
   assert len(domain) == 3 and len(domain.skipped) == 2
 
 
+def test_images_in_sub_folders_of_a_class_count(tmp_path):
+  root = _image_folder(tmp_path / "domain", ["bike", "cup"], per_class=2)
+  _image_folder(root / "bike" / "side" / "far", ["deeper"], per_class=2)
+  _image_folder(root / "cup", [".thumbnails"], per_class=1)  # Hidden.
+  domain = sources.load_domain(str(root))
+  assert domain.class_names == ("bike", "cup")
+  assert [os.path.relpath(p, root) for p in domain.paths] == [
+      "bike/0.png", "bike/1.png", "bike/side/far/deeper/0.png",
+      "bike/side/far/deeper/1.png", "cup/0.png", "cup/1.png"]
+  np.testing.assert_array_equal(domain.labels, [0, 0, 0, 0, 1, 1])
+
+
+@pytest.mark.parametrize("target", ["..", ".", "../..", "../../cup"])
+def test_a_symbolic_link_loop_is_named(tmp_path, target):
+  root = _image_folder(tmp_path / "domain", ["bike", "cup"], per_class=2)
+  os.makedirs(root / "bike" / "side")
+  link = root / "bike" / "side" / "loop"
+  os.symlink(target, link)
+  if target == "../../cup":  # Not a loop: the same files twice.
+    with pytest.raises(validation.BadImagesError, match="listed 2 times"):
+      sources.load_domain(str(root))
+    return
+  with pytest.raises(ValueError, match=f"symbolic link loop: '{link}' leads "
+                     "to '.*', a folder that contains it"):
+    sources.load_domain(str(root))
+
+
+def test_a_file_name_that_is_not_utf8_is_read(tmp_path):
+  root = _image_folder(tmp_path / "domain", ["bike", "cup"], per_class=2)
+  os.rename(os.fsencode(root / "cup" / "0.png"),
+            os.fsencode(root / "cup") + b"/caf\xe9.png")
+  domain = sources.load_domain(str(root))
+  assert os.fsencode(domain.paths[3]) == os.fsencode(root / "cup") + (
+      b"/caf\xe9.png")
+  from srdc_tf.data import pipeline  # pylint: disable=g-import-not-at-top
+  from srdc_tf.data import transforms  # pylint: disable=g-import-not-at-top
+  images, labels, _ = next(iter(pipeline.eval_dataset(
+      domain, 8, transforms.ImageTransform(16))))
+  assert images.shape == (4, 16, 16, 3) and list(labels) == [0, 0, 1, 1]
+
+
+@pytest.mark.parametrize("contents, message", [
+    (b"bike/0.png 0\ncup/0.png 1000000000\n",
+     r"list.txt:2: label 1000000000 is outside \[0, 100000\)"),
+    (b"bike/0.png 0\ncup/0.png -3\n", r"list.txt:2: label -3 is outside"),
+    (b"bike/0.png 0\ncup/0.png 1.5\n",
+     r"list.txt:2: the label '1.5' is not an integer"),
+    (b"bike/0.png \xc2\xb2\n", r"list.txt:1: the label '\xb2' is not an "
+     "integer"),
+    (b"bike/0.png 0\ncaf\xe9/0.png 1\n",
+     r"list.txt:2: not valid UTF-8 \(byte 0xe9 at column 4 of "
+     r"b'caf\\xe9/0.png 1'\); save the list as UTF-8"),
+    ("bike/0.png 0\n".encode("utf-16"), "list.txt: the list is UTF-16"),
+], ids=["huge", "negative", "float", "superscript", "latin1", "utf16"])
+def test_bad_image_list_lines_are_named(tmp_path, contents, message):
+  _image_folder(tmp_path, ["bike", "cup"], per_class=1)
+  listing = tmp_path / "list.txt"
+  listing.write_bytes(contents)
+  with pytest.raises(ValueError, match=message):
+    sources.load_domain(str(listing))
+
+
+def test_an_image_list_with_a_utf8_byte_order_mark_is_read(tmp_path):
+  _image_folder(tmp_path, ["bike", "cup"], per_class=1)
+  listing = tmp_path / "list.txt"
+  listing.write_bytes(b"\xef\xbb\xbfbike/0.png 0\r\ncup/0.png 1\r\n")
+  domain = sources.load_domain(str(listing))
+  assert domain.class_names == ("bike", "cup") and len(domain) == 2
+
+
 @pytest.mark.e2e
 def test_bad_image_stops_the_run_before_training_or_is_skipped(tmp_path):
   source = _image_folder(tmp_path / "source", ["bike", "cup"])

@@ -33,6 +33,7 @@ import collections
 import concurrent.futures
 import dataclasses
 import os
+import re
 import time
 
 from absl import logging
@@ -47,6 +48,10 @@ from srdc_tf.data import transforms
 # decoded image under 200 MB.
 MIN_IMAGE_SIDE = 8
 MAX_IMAGE_SIDE = 8192
+# Labels of an image list must be below this: a bound far beyond any
+# benchmark (DomainNet has 345 classes) that keeps a stray huge number from
+# making a label space of a billion classes.
+MAX_CLASSES = 100_000
 # How many bad files an error message lists before "... and N more".
 MAX_LISTED = 20
 # The formats a run accepts, each with the bytes its files start with
@@ -109,6 +114,71 @@ def image_format(contents):
            for offset, magic in parts):
       return name
   return None
+
+
+def list_file_lines(contents, path):
+  """The lines of an image-list file, decoded as UTF-8.
+
+  A UTF-8 byte-order mark (as Windows editors write) is dropped.
+
+  Args:
+    contents: the file's bytes.
+    path: the file, for messages.
+
+  Returns:
+    `[(line number, text)]`, numbered from 1, without line ends.
+
+  Raises:
+    ValueError: the file is UTF-16 or a line is not valid UTF-8 (say,
+      Latin-1), naming the file, the line and the first bad byte.
+  """
+  if contents.startswith((b"\xff\xfe", b"\xfe\xff")):
+    raise ValueError(f"{path}: the list is UTF-16 encoded; save it as UTF-8")
+  if contents.startswith(b"\xef\xbb\xbf"):
+    contents = contents[3:]
+  lines = []
+  for number, raw in enumerate(contents.splitlines(), 1):
+    try:
+      lines.append((number, raw.decode("utf-8")))
+    except UnicodeDecodeError as error:
+      raise ValueError(
+          f"{path}:{number}: not valid UTF-8 (byte 0x{raw[error.start]:02x} "
+          f"at column {error.start + 1} of {raw!r}); save the list as "
+          "UTF-8 (it looks like Latin-1 or another 8-bit encoding)"
+      ) from error
+  return lines
+
+
+def parse_list_line(line, path, number, max_classes=MAX_CLASSES):
+  """`(relative path, label)` of one `relative/path label` list line.
+
+  Args:
+    line: the line's text.
+    path: the list file, for messages.
+    number: the line number, for messages.
+    max_classes: labels must be below this.
+
+  Returns:
+    The path as written and the label, an int in `[0, max_classes)`.
+
+  Raises:
+    ValueError: the line has no path and label, or the label is not a
+      decimal integer in that range; naming the file, line and value.
+  """
+  parts = line.rsplit(maxsplit=1)
+  if len(parts) != 2:
+    raise ValueError(f"{path}:{number}: expected 'relative/path label', got "
+                     f"{line.strip()!r}")
+  relative, text = parts
+  if not re.fullmatch(r"-?[0-9]+", text):
+    raise ValueError(f"{path}:{number}: the label {text!r} is not an integer "
+                     f"(expected 'relative/path label', got {line.strip()!r})")
+  label = int(text)
+  if not 0 <= label < max_classes:
+    raise ValueError(
+        f"{path}:{number}: label {label} is outside [0, {max_classes}); "
+        "labels are class ids 0 .. K-1")
+  return relative, label
 
 
 def _decoder_message(error):
