@@ -18,6 +18,7 @@ import keras
 
 # Registers SRDCModel and ImagePreprocessing, so that model files load.
 from srdc_tf import models  # pylint: disable=unused-import
+from srdc_tf import write_guard
 from srdc_tf.data import transforms
 
 MODEL_FILE = "model.keras"
@@ -30,9 +31,11 @@ def write_json(path, value):
   """Writes JSON beside `path` and renames it into place, so a reader (or a
   run killed while writing) never sees half a file."""
   staging = f"{path}.{os.getpid()}.tmp"
-  with open(staging, "w") as f:
-    json.dump(value, f, indent=2)
-  os.replace(staging, path)
+  with write_guard.guarded(os.path.basename(path), path,
+                           "any earlier one is unchanged", cleanup=staging):
+    with open(staging, "w") as f:
+      json.dump(value, f, indent=2)
+    os.replace(staging, path)
 
 
 def write_run_files(model_dir, class_names, transform):
