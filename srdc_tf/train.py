@@ -152,6 +152,10 @@ flags.DEFINE_string("strategy", "default", "default, mirrored or "
                     "multi_worker.")
 flags.DEFINE_integer("num_cpu_devices", 0, "With --strategy=mirrored and "
                      "no GPU: logical CPU devices to mirror over.")
+flags.DEFINE_float("peer_timeout", 600, "With --strategy=multi_worker: "
+                   "seconds to wait for every worker of TF_CONFIG's cluster "
+                   "to join; then stop, naming the peers that do not "
+                   "answer.")
 flags.DEFINE_integer("verbose", 2, "Keras fit verbosity.")
 flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16"],
                   "Compute dtype of the layers: mixed_bfloat16 computes in "
@@ -191,7 +195,7 @@ def _validate():
     raise app.UsageError(
         f"--trainable_layers must be >= 0, got {FLAGS.trainable_layers}")
   for name in ("epochs", "batch_size", "image_size", "bottleneck_dim",
-               "min_image_side", "max_image_side"):
+               "min_image_side", "max_image_side", "peer_timeout"):
     if getattr(FLAGS, name) <= 0:
       raise app.UsageError(f"--{name} must be > 0, got {getattr(FLAGS, name)}")
   if FLAGS.steps_per_epoch is not None and FLAGS.steps_per_epoch <= 0:
@@ -266,7 +270,8 @@ def main(argv):
     tf.config.experimental.enable_op_determinism()
   try:
     strategy = distribute.create_strategy(FLAGS.strategy,
-                                          FLAGS.num_cpu_devices)
+                                          FLAGS.num_cpu_devices,
+                                          FLAGS.peer_timeout)
     settings = runner.RunSettings.from_flags(FLAGS)
     # A run of other settings in --model_dir is refused (or moved aside),
     # before the data is loaded.
