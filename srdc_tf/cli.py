@@ -14,6 +14,33 @@ from absl import app
 from srdc_tf import write_guard
 
 
+def check_output_folder(flag, path):
+  """Refuses a folder flag that cannot become a writable folder, before any
+  work: the path is a file, lies inside a file, or cannot be written.
+
+  Args:
+    flag: the flag's name, for the message (without dashes).
+    path: its value; empty or None passes (the output is off).
+
+  Raises:
+    app.UsageError: naming the flag, its value and what is wrong.
+  """
+  if not path:
+    return
+  if os.path.exists(path) and not os.path.isdir(path):
+    raise app.UsageError(f"--{flag}={path!r} is a file, not a folder")
+  existing = os.path.abspath(path)
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    raise app.UsageError(
+        f"--{flag}={path!r} cannot be created: {existing!r} is a file")
+  if not os.access(existing, os.W_OK | os.X_OK):
+    raise app.UsageError(
+        f"--{flag}={path!r} cannot be written: no write permission on "
+        f"{existing!r}")
+
+
 def run(main, **kwargs):
   """`app.run(main, **kwargs)`, but a `UsageError` prints one line naming
   the problem and a pointer to the help, and exits with status 1.

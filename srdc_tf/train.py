@@ -248,10 +248,9 @@ def _validate():
     raise app.UsageError(
         f"--resize_size={FLAGS.resize_size} is smaller than "
         f"--image_size={FLAGS.image_size}: the crop would not fit")
-  for name in ("model_dir", "export_dir", "feature_cache_dir"):
-    path = getattr(FLAGS, name)
-    if path and os.path.exists(path) and not os.path.isdir(path):
-      raise app.UsageError(f"--{name}={path!r} is a file, not a folder")
+  for name in ("model_dir", "export_dir", "feature_cache_dir",
+               "worker_weights_dir"):
+    cli.check_output_folder(name, getattr(FLAGS, name))
 
 
 def main(argv):

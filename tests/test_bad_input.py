@@ -299,3 +299,99 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
   model.load_weights(os.path.join(found[0][1], backup_lib.STATE_FILE))
   assert all(np.all(np.isfinite(v.numpy())) for v in model.weights
              if v.dtype == "float32")
+
+
+# === Run files: folders that are files, damaged model and JSON files ===
+
+
+def _damaged_run(folder, damage):
+  """A run directory with `model.keras`, `classes.json` and
+  `transform.json`, one of them damaged as `damage` says."""
+  os.makedirs(folder, exist_ok=True)
+  model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+  model.save(folder / "model.keras")
+  (folder / "classes.json").write_text('["bike", "cup"]')
+  (folder / "transform.json").write_text('{"image_size": 16}')
+  if damage == "truncated_model":
+    data = (folder / "model.keras").read_bytes()
+    (folder / "model.keras").write_bytes(data[:len(data) // 2])
+    return "model.keras' is truncated or corrupt: not a complete .keras archive"
+  name = {"corrupt_classes": "classes.json",
+          "corrupt_transform": "transform.json"}[damage]
+  (folder / name).write_text('["bike", "cu')
+  return f"{name}' is truncated or corrupt (not valid JSON"
+
+
+@pytest.mark.parametrize("binary", ["srdc_tf.export", "srdc_tf.evaluate"])
+@pytest.mark.parametrize("damage", ["truncated_model", "corrupt_classes",
+                                    "corrupt_transform"])
+def test_a_damaged_run_directory_is_named(tmp_path, binary, damage):
+  run = tmp_path / "run"
+  message = _damaged_run(run, damage)
+  output = tmp_path / "out"
+  flag = "--export_dir" if binary == "srdc_tf.export" else "--output_dir"
+  extra = [] if binary == "srdc_tf.export" else ["--target=synthetic:target"]
+  result = run_testlib.run_module(binary, f"--model_dir={run}",
+                                  f"{flag}={output}", *extra)
+  assert result.returncode == 1
+  assert message in result.stderr, result.stderr
+  assert str(run) in result.stderr
+  assert "Traceback" not in result.stderr
+  assert not output.exists()
+
+
+@pytest.mark.parametrize("binary, flag", [
+    ("srdc_tf.export", "export_dir"), ("srdc_tf.evaluate", "output_dir")])
+@pytest.mark.parametrize("where", ["file", "inside_a_file"])
+def test_an_output_folder_that_is_a_file_is_refused(tmp_path, binary, flag,
+                                                    where):
+  run = tmp_path / "run"
+  _damaged_run(run, "corrupt_classes")  # Never read: refused before.
+  blocker = tmp_path / "a_file"
+  blocker.write_text("keep me")
+  path = blocker if where == "file" else blocker / "sub"
+  extra = [] if binary == "srdc_tf.export" else ["--target=synthetic:target"]
+  result = run_testlib.run_module(binary, f"--model_dir={run}",
+                                  f"--{flag}={path}", *extra)
+  assert result.returncode == 1
+  expected = (f"--{flag}='{path}' is a file, not a folder" if where == "file"
+              else f"--{flag}='{path}' cannot be created: '{blocker}' is a "
+              "file")
+  assert expected in result.stderr, result.stderr
+  assert "Traceback" not in result.stderr
+  assert blocker.read_text() == "keep me"
+
+
+def test_a_model_dir_that_is_a_file_is_refused_by_export(tmp_path):
+  path = tmp_path / "a_file"
+  path.write_text("keep me")
+  result = run_testlib.run_module("srdc_tf.export", f"--model_dir={path}",
+                                  f"--export_dir={tmp_path / 'out'}")
+  assert result.returncode == 1
+  assert f"--model_dir='{path}' is not a folder" in result.stderr
+
+
+@pytest.mark.parametrize("contents", ["{trunc", "[1, 2]", '{"task": "a"}'])
+def test_a_corrupt_run_info_is_named_by_report(tmp_path, contents):
+  run = tmp_path / "runs" / "a2w"
+  os.makedirs(run)
+  (run / "run_info.json").write_text(contents)
+  result = run_testlib.run_module("srdc_tf.report",
+                                  f"--run_dirs={tmp_path / 'runs'}",
+                                  f"--output={tmp_path / 'table'}")
+  assert result.returncode == 1
+  assert f"'{run / 'run_info.json'}' is" in result.stderr, result.stderr
+  assert "Traceback" not in result.stderr
+
+
+def test_a_corrupt_run_info_is_named_by_train(tmp_path):
+  model_dir = tmp_path / "run"
+  os.makedirs(model_dir)
+  (model_dir / "run_info.json").write_text("{trunc")
+  result = run_testlib.train(*run_testlib.TINY_RUN, f"--model_dir={model_dir}")
+  assert result.returncode == 1
+  assert (f"'{model_dir / 'run_info.json'}' cannot be read as a finished "
+          "run's record") in result.stderr
+  assert "is truncated or corrupt" in result.stderr
+  assert "Traceback" not in result.stderr
+  assert (model_dir / "run_info.json").read_text() == "{trunc"
