@@ -3,7 +3,10 @@ the export without srdc_tf."""
 
 import io
 import os
+import socket
+import subprocess
 import textwrap
+import time
 
 import keras
 import numpy as np
@@ -104,6 +107,30 @@ def test_a_failed_export_leaves_no_version(model, monkeypatch):
   with pytest.raises(OSError, match="disk full"):
     serving.export_saved_model(model, base, lib.CLASS_NAMES)
   assert os.listdir(base) == []
+
+
+def test_staging_folders_of_dead_exports_are_cleaned_up(model):
+  base = lib.work_dir("stale")
+  host = socket.gethostname()
+  dead = subprocess.Popen(["true"])  # pylint: disable=consider-using-with
+  dead.wait()
+  names = {
+      f".export-{host}-{dead.pid}-a1b2": "removed",  # Its process died.
+      f".export-{host}-{os.getpid()}-c3d4": "kept",  # A live export.
+      ".export-otherhost-12-e5f6": "kept",  # Another host's, recent.
+      ".export-otherhost-12-g7h8": "removed",  # Another host's, 2 days old.
+      ".export-k9l0": "removed",  # The earlier naming, 2 days old.
+  }
+  for name, fate in names.items():
+    os.makedirs(os.path.join(base, name, "variables"))
+    if name.endswith(("g7h8", "k9l0")):
+      old = time.time() - 2 * 24 * 3600
+      os.utime(os.path.join(base, name), (old, old))
+  assert sorted(serving.stale_staging(base)) == sorted(
+      os.path.join(base, n) for n, fate in names.items() if fate == "removed")
+  serving.export_saved_model(model, base, lib.CLASS_NAMES)
+  assert sorted(os.listdir(base)) == sorted(
+      ["1"] + [n for n, fate in names.items() if fate == "kept"])
 
 
 # === Size ===
