@@ -536,9 +536,10 @@ def save_model(model, path, strategy=None):
     # Keras wants the .keras suffix; the leading dot hides the staging file.
     staging = os.path.join(folder, f".{os.getpid()}.staging.{name}")
     what, intact = f"the model {name}", "any earlier one is unchanged"
+    optimizer = getattr(model, "optimizer", None)  # None: not compiled.
     write_guard.check_room(folder, write_guard.estimate_bytes(
-        model.weights + (model.optimizer.variables if model.optimizer else [])),
-                           what, intact)
+        model.weights + (optimizer.variables if optimizer else [])), what,
+                           intact)
     try:
       with write_guard.guarded(what, where, intact, cleanup=staging):
         model.save(staging)
