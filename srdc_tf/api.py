@@ -75,7 +75,7 @@ def settings_from(source, target, model_dir=None, **settings):
 
 def fit(source, target, model_dir=None, with_baseline=False,
         overwrite=False, strategy="default", num_cpu_devices=0,
-        force_precision=False, **settings):
+        force_precision=False, peer_timeout=600, **settings):
   """Trains SRDC (or, with `source_only=True`, the baseline) on a source
   and a target, exactly as `srdc-train` with the same flags does.
 
@@ -91,6 +91,7 @@ def fit(source, target, model_dir=None, with_baseline=False,
     strategy: `default`, `mirrored` or `multi_worker` (as `--strategy`).
     num_cpu_devices: as `--num_cpu_devices`.
     force_precision: as `--force_precision`.
+    peer_timeout: as `--peer_timeout` (seconds).
     **settings: any other flag of `srdc-train` by its name, e.g.
       `epochs=20, backbone="lenet", export_dir="saved_models/x"`.
 
@@ -108,7 +109,8 @@ def fit(source, target, model_dir=None, with_baseline=False,
 
   run_settings = settings_from(source, target, model_dir, **settings)
   results, _ = training.train(run_settings, with_baseline, overwrite,
-                              strategy, num_cpu_devices, force_precision)
+                              strategy, num_cpu_devices, force_precision,
+                              peer_timeout)
   method = "source_only" if run_settings.source_only else "srdc"
   history_file = os.path.join(run_settings.model_dir, "metrics.csv")
   return FitResult(

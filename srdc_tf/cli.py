@@ -1,5 +1,6 @@
 """What every binary of the package shares: short help, short usage errors,
-and a quiet TensorFlow start-up.
+a quiet TensorFlow start-up, and one line for a full disk or a permission
+error.
 
 - `--help` (and `--helpshort`, `-?`) lists the binary's own flags, one or
   two lines each, instead of absl's help of every module's flags; with a
@@ -24,6 +25,8 @@ from absl import app
 from absl import flags
 from absl import logging as absl_logging
 
+from srdc_tf import write_guard
+
 FLAGS = flags.FLAGS
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _HELP_ARGS = ("--help", "-help", "-?", "--helpshort", "-helpshort")
@@ -31,6 +34,16 @@ _HELP_ARGS = ("--help", "-help", "-?", "--helpshort", "-helpshort")
 _HELP_LINES = 2
 # TF_CPP_MIN_LOG_LEVEL when --verbosity is not given: fatal messages only.
 _QUIET_TF_CPP_LEVEL = "3"
+
+
+def check_output_folder(flag, path):
+  """`settings_checks.check_output_folder` for a binary: a bad folder flag
+  is a usage error."""
+  from srdc_tf import settings_checks  # pylint: disable=g-import-not-at-top
+  try:
+    settings_checks.check_output_folder(flag, path)
+  except ValueError as error:
+    raise app.UsageError(str(error)) from error
 
 
 def _program():
@@ -219,6 +232,16 @@ def run(main, doc=None, tensorflow=True, **kwargs):
       return main(argv)
     except app.UsageError as error:
       usage_error(error)
+    except OSError as error:
+      if not write_guard.is_file_system_error(error):
+        raise
+      # A full disk, a quota, a file size limit or a permission: one line,
+      # then out without the interpreter's shutdown, in which the h5py
+      # objects of a failed write crash it (rc 139).
+      sys.stdout.flush()
+      sys.stderr.write(f"error: {error}\n")
+      sys.stderr.flush()
+      os._exit(1)  # pylint: disable=protected-access
 
   kwargs.setdefault("flags_parser", parse_flags)
   app.run(short_usage_errors, **kwargs)

@@ -9,17 +9,123 @@ saving may take part in collective operations that every worker must join.
 """
 
 import contextlib
+import faulthandler
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 
 import tensorflow as tf
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
+# Default of --peer_timeout: how long a multi-worker process waits for the
+# other workers, which a scheduler may start minutes apart.
+DEFAULT_PEER_TIMEOUT = 600
 
 
-def create_strategy(name="default", num_cpu_devices=0):
+def cluster_peers(tf_config):
+  """The other tasks of a multi-worker cluster, from its `TF_CONFIG`.
+
+  Args:
+    tf_config: the `TF_CONFIG` text.
+
+  Returns:
+    `[(task name, address)]` of every task but this one, e.g.
+    `[("worker-1", "host2:12345")]`.
+
+  Raises:
+    ValueError: `TF_CONFIG` is not JSON, or lacks a cluster, or its task is
+      not one of the cluster's; quoting what it holds.
+  """
+  try:
+    config = json.loads(tf_config)
+  except json.JSONDecodeError as error:
+    raise ValueError(f"TF_CONFIG is not valid JSON: {error}") from error
+  cluster = config.get("cluster") if isinstance(config, dict) else None
+  task = config.get("task") if isinstance(config, dict) else None
+  if (not isinstance(cluster, dict) or not isinstance(task, dict)
+      or not all(isinstance(addresses, list)
+                 for addresses in cluster.values())):
+    raise ValueError(
+        "TF_CONFIG needs a 'cluster' of task lists and a 'task', e.g. "
+        '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": '
+        f'{{"type": "worker", "index": 0}}}}; got {tf_config!r}')
+  own_type, own_index = task.get("type"), task.get("index")
+  if (own_type not in cluster or not isinstance(own_index, int)
+      or not 0 <= own_index < len(cluster[own_type])):
+    raise ValueError(
+        f"TF_CONFIG's task {task!r} is not one of its cluster's tasks "
+        f"{cluster!r}")
+  return [(f"{task_type}-{index}", address)
+          for task_type, addresses in sorted(cluster.items())
+          for index, address in enumerate(addresses)
+          if (task_type, index) != (own_type, own_index)]
+
+
+# Run beside a process that waits for its peers: after `timeout` seconds
+# without word from it (its stdin closing), names the peers that do not
+# accept a connection. A separate process, because the wait blocks inside
+# TensorFlow with the GIL held: no Python thread of the process runs.
+_WATCHDOG = """
+import json, select, socket, sys
+timeout, peers, flag = float(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
+if select.select([sys.stdin], [], [], timeout)[0]:
+  sys.exit(0)
+missing = []
+for name, address in peers:
+  host, _, port = address.rpartition(":")
+  try:
+    socket.create_connection((host.strip("[]"), int(port)), timeout=2).close()
+  except (OSError, ValueError):
+    missing.append(name + " at " + address)
+if missing:
+  what = ", ".join(missing) + (" does" if len(missing) == 1 else " do")
+  what += " not answer"
+else:
+  what = ("every peer (" + ", ".join(n + " at " + a for n, a in peers)
+          + ") answers, but the cluster did not form")
+sys.stderr.write(
+    "error: --strategy=multi_worker: " + what + " after %g s (" % timeout
+    + flag + "); start every worker of TF_CONFIG's cluster with the same "
+    "cluster and its own task index, or fix the addresses\\n")
+sys.stderr.flush()
+"""
+
+
+@contextlib.contextmanager
+def peer_timeout(peers, timeout_seconds, flag="--peer_timeout"):
+  """Ends the process (status 1) if the block takes longer than
+  `timeout_seconds`, with a message naming the peers that do not answer.
+
+  Args:
+    peers: `[(task name, address)]`, as `cluster_peers` gives.
+    timeout_seconds: how long the block may take.
+    flag: the setting named in the message.
+
+  Yields:
+    Nothing.
+  """
+  watchdog = subprocess.Popen(  # pylint: disable=consider-using-with
+      [sys.executable, "-I", "-c", _WATCHDOG, str(timeout_seconds),
+       json.dumps(peers), flag], stdin=subprocess.PIPE,
+      stdout=subprocess.DEVNULL)
+  # The exit itself: a C thread of faulthandler, which needs no GIL; the
+  # traceback it writes goes nowhere, the watchdog has said what happened.
+  with open(os.devnull, "w") as nowhere:
+    faulthandler.dump_traceback_later(timeout_seconds + 3, exit=True,
+                                      file=nowhere)
+    try:
+      yield
+    finally:
+      faulthandler.cancel_dump_traceback_later()
+      watchdog.stdin.close()
+      watchdog.wait()
+
+
+def create_strategy(name="default", num_cpu_devices=0,
+                    peer_timeout_seconds=DEFAULT_PEER_TIMEOUT):
   """Builds a distribution strategy.
 
   Args:
@@ -29,6 +135,9 @@ def create_strategy(name="default", num_cpu_devices=0):
       `TF_CONFIG` environment variable).
     num_cpu_devices: split the CPU into this many logical devices for
       "mirrored". Must be called before TensorFlow initialises its devices.
+    peer_timeout_seconds: for "multi_worker", how long to wait for every
+      worker of the cluster to join; after it the process ends (status 1)
+      naming the peers that do not answer (see `peer_timeout`).
 
   Returns:
     A `tf.distribute.Strategy`.
@@ -41,11 +150,14 @@ def create_strategy(name="default", num_cpu_devices=0):
     if "TF_CONFIG" not in os.environ:
       raise ValueError("--strategy=multi_worker needs the TF_CONFIG "
                        "environment variable (cluster and task)")
-    try:
-      json.loads(os.environ["TF_CONFIG"])
-    except json.JSONDecodeError as error:
-      raise ValueError(f"TF_CONFIG is not valid JSON: {error}") from error
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    peers = cluster_peers(os.environ["TF_CONFIG"])
+    if peer_timeout_seconds <= 0:
+      raise ValueError(
+          f"--peer_timeout must be > 0, got {peer_timeout_seconds!r}")
+    # Building the strategy connects to every peer, and waits forever for
+    # one that is missing.
+    with peer_timeout(peers, peer_timeout_seconds):
+      return tf.distribute.MultiWorkerMirroredStrategy()
   if num_cpu_devices and num_cpu_devices > 0:
     split_cpu(num_cpu_devices)
     devices = [f"/cpu:{i}" for i in range(num_cpu_devices)]

@@ -10,6 +10,8 @@ printed, and as CSV files (summary.csv, per_class.csv,
 confusion_matrix.csv) in --output_dir.
 """
 
+import os
+
 from absl import app
 from absl import flags
 
@@ -45,6 +47,16 @@ def _validate():
         f"--saved_model={FLAGS.saved_model!r} --model_dir={FLAGS.model_dir!r}")
   if FLAGS.batch_size <= 0:
     raise app.UsageError(f"--batch_size must be > 0, got {FLAGS.batch_size}")
+  model = FLAGS.saved_model or FLAGS.model_dir
+  if not os.path.isdir(model):
+    flag = "saved_model" if FLAGS.saved_model else "model_dir"
+    raise app.UsageError(f"--{flag}={model!r} is not a folder")
+  if FLAGS.saved_model and not os.path.isfile(
+      os.path.join(FLAGS.saved_model, "saved_model.pb")):
+    raise app.UsageError(
+        f"--saved_model={FLAGS.saved_model!r} holds no saved_model.pb: give "
+        "a version folder, e.g. saved_models/<name>/<N>")
+  cli.check_output_folder("output_dir", FLAGS.output_dir)
 
 
 def main(argv):
@@ -53,6 +65,7 @@ def main(argv):
   _validate()
   # Imported after flag parsing so that --help and flag errors are instant.
   from srdc_tf import evaluation
+  from srdc_tf import run_files
   from srdc_tf.data import sources
 
   # Only the options given are passed on, so that every spec kind
@@ -62,6 +75,10 @@ def main(argv):
                           "data_root", "list_root", "tfds_data_dir")
              if FLAGS[name].value is not None}
   try:
+    if FLAGS.model_dir:  # A damaged model is named before the data loads.
+      run_files.check_model_file(FLAGS.model_dir)
+      run_files.read_class_names(FLAGS.model_dir)
+      run_files.read_transform(FLAGS.model_dir)
     domain = sources.load_domain(FLAGS.target, **options)
     if FLAGS.saved_model:
       predictions = evaluation.predict_saved_model(FLAGS.saved_model, domain,

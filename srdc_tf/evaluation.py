@@ -84,7 +84,12 @@ def predict_saved_model(export_dir, domain, batch_size=128):
   if domain.is_features:
     raise ValueError(
         f"domain {domain.name!r} holds features; an export takes images")
-  loaded = tf.saved_model.load(export_dir)
+  try:
+    loaded = tf.saved_model.load(export_dir)
+  except Exception as error:  # pylint: disable=broad-except
+    first_line = (str(error).splitlines() or [type(error).__name__])[0]
+    raise ValueError(f"{export_dir!r} cannot be loaded as a SavedModel "
+                     f"(truncated or corrupt?): {first_line}") from error
   class_names = serving.exported_class_names(loaded)
   to_model = _model_labels(domain, class_names)
   serve = loaded.signatures[serving.IMAGES_SIGNATURE]

@@ -8,6 +8,8 @@ written by `runner.run`) and writes `<export_dir>/<next version>/`; an
 existing version is never touched. Prints the path of the new version.
 """
 
+import os
+
 from absl import app
 from absl import flags
 
@@ -28,21 +30,24 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   # Imported after flag parsing so that --help and flag errors are instant.
+  if not os.path.isdir(FLAGS.model_dir):
+    raise app.UsageError(f"--model_dir={FLAGS.model_dir!r} is not a folder")
+  cli.check_output_folder("export_dir", FLAGS.export_dir)
   from srdc_tf import run_files
   from srdc_tf import serving
 
   try:
-    model = run_files.load_model(FLAGS.model_dir)
+    run_files.check_model_file(FLAGS.model_dir)
     class_names = run_files.read_class_names(FLAGS.model_dir)
     # Runs from before transform.json resize straight to the model's size.
     transform = run_files.read_transform(FLAGS.model_dir)
+    model = run_files.load_model(FLAGS.model_dir)
+    # A run on cached features saved its frozen backbone beside the heads.
+    backbone = run_files.load_backbone(FLAGS.model_dir)
   except (ValueError, OSError) as error:
     raise app.UsageError(str(error)) from error
-  # A run on cached features saved its frozen backbone beside the heads.
   print(serving.export_saved_model(model, FLAGS.export_dir, class_names,
-                                   transform=transform,
-                                   backbone=run_files.load_backbone(
-                                       FLAGS.model_dir)))
+                                   transform=transform, backbone=backbone))
 
 
 def cli_main():

@@ -23,6 +23,7 @@ from srdc_tf import prediction
 from srdc_tf import run_files
 from srdc_tf import serving
 from srdc_tf.data import transforms
+from srdc_tf.data import validation
 
 SAVED_MODEL_FILE = "saved_model.pb"
 NOT_AN_IMAGE = "not a JPEG, PNG, GIF or BMP image"
@@ -218,15 +219,12 @@ def _file_dataset(paths, transform, batch_size):
   pixels)."""
   def load(index, path):
     contents = tf.io.read_file(path)
-    known = tf.reduce_any([
-        tf.equal(tf.strings.substr(contents, 0, len(magic)), magic)
-        for magic in serving.MAGIC_NUMBERS])
+    known = tf.reduce_any(list(
+        validation.image_format_tensors(contents).values()))
 
     def decode():
-      image = tf.io.decode_image(contents, channels=transform.channels,
-                                 expand_animations=False)
-      image.set_shape([None, None, transform.channels])
-      return transform.eval(image)
+      return transform.eval(transforms.decode_image(contents,
+                                                    transform.channels))
 
     image = tf.cond(known, decode,
                     lambda: tf.zeros(transform.shape, tf.float32))

@@ -50,17 +50,20 @@ def collect_runs(run_dirs):
           "are in (the --model_dir of srdc-train, or a folder above it)")
     for path in sorted(glob.glob(os.path.join(run_dir, "**", "run_info.json"),
                                  recursive=True)):
-      with open(path) as f:
-        info = json.load(f)
-      settings = info.get("settings")
-      rows.append({"task": info["task"], "method": info["method"],
-                   "seed": info["seed"],
-                   "settings": (None if settings is None else json.dumps(
-                       _cell_settings(settings), sort_keys=True)),
-                   "accuracy": 100.0 * info["target_accuracy"],
-                   "seconds": info.get("seconds"),
-                   "per_class": info.get("per_class_accuracy"),
-                   "run_dir": os.path.dirname(path)})
+      info = run_directory.read_json(path)
+      try:
+        settings = info.get("settings")
+        rows.append({"task": info["task"], "method": info["method"],
+                     "seed": info["seed"],
+                     "settings": (None if settings is None else json.dumps(
+                         _cell_settings(settings), sort_keys=True)),
+                     "accuracy": 100.0 * info["target_accuracy"],
+                     "seconds": info.get("seconds"),
+                     "per_class": info.get("per_class_accuracy"),
+                     "run_dir": os.path.dirname(path)})
+      except (AttributeError, KeyError, TypeError) as error:
+        raise ValueError(f"{path!r} is not a finished run's record (no "
+                         f"{error} in it)") from error
   if not rows:
     raise ValueError(
         f"--run_dirs: no run_info.json under {run_dirs}: a run writes it "

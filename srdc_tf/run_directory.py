@@ -48,15 +48,37 @@ def differences(old, new):
           if old.get(name) != new.get(name)]
 
 
+def read_json(path):
+  """The JSON value of a run file, or an error that names the file.
+
+  Args:
+    path: a JSON file (`run_info.json`, `classes.json`, ...).
+
+  Returns:
+    The parsed value.
+
+  Raises:
+    FileNotFoundError: there is no such file.
+    ValueError: it is not valid UTF-8 JSON (truncated or corrupt), naming
+      it and where it breaks.
+  """
+  try:
+    with open(path, "rb") as f:
+      return json.loads(f.read().decode("utf-8"))
+  except FileNotFoundError:
+    raise
+  except (ValueError, OSError) as error:
+    raise ValueError(f"{path!r} is truncated or corrupt (not valid JSON: "
+                     f"{error})") from error
+
+
 def _recorded_settings(model_dir):
   """`(what, settings dict)` of the run in `model_dir`, or None: the
   finished run's `run_info.json`, else the newest backup's record."""
   path = os.path.join(model_dir, RUN_INFO_FILE)
   if os.path.exists(path):
     try:
-      with open(path) as f:
-        info = json.load(f)
-      return "a finished run", dict(info["settings"])
+      return "a finished run", dict(read_json(path)["settings"])
     except (OSError, ValueError, KeyError, TypeError) as error:
       raise ValueError(
           f"{path!r} cannot be read as a finished run's record ({error}); "

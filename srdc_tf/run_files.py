@@ -13,11 +13,14 @@ not carry but exporting and evaluating need:
 import dataclasses
 import json
 import os
+import zipfile
 
 import keras
 
 # Registers SRDCModel and ImagePreprocessing, so that model files load.
 from srdc_tf import models  # pylint: disable=unused-import
+from srdc_tf import run_directory
+from srdc_tf import write_guard
 from srdc_tf.data import transforms
 
 MODEL_FILE = "model.keras"
@@ -30,9 +33,11 @@ def write_json(path, value):
   """Writes JSON beside `path` and renames it into place, so a reader (or a
   run killed while writing) never sees half a file."""
   staging = f"{path}.{os.getpid()}.tmp"
-  with open(staging, "w") as f:
-    json.dump(value, f, indent=2)
-  os.replace(staging, path)
+  with write_guard.guarded(os.path.basename(path), path,
+                           "any earlier one is unchanged", cleanup=staging):
+    with open(staging, "w") as f:
+      json.dump(value, f, indent=2)
+    os.replace(staging, path)
 
 
 def write_run_files(model_dir, class_names, transform):
@@ -67,8 +72,7 @@ def read_class_names(model_dir):
     raise FileNotFoundError(
         f"{path!r} not found: the run directory must hold the class names "
         "(runner.run writes them)")
-  with open(path) as f:
-    names = json.load(f)
+  names = run_directory.read_json(path)
   if (not isinstance(names, list) or not names
       or not all(isinstance(name, str) for name in names)):
     raise ValueError(
@@ -89,11 +93,10 @@ def read_transform(model_dir):
   path = os.path.join(model_dir, TRANSFORM_FILE)
   if not os.path.isfile(path):
     return None
-  with open(path) as f:
-    fields = json.load(f)
+  fields = run_directory.read_json(path)
   try:
     return transforms.ImageTransform(**fields)
-  except TypeError as error:
+  except (TypeError, ValueError) as error:
     raise ValueError(f"{path!r} is not an image transform: {fields!r}") from error
 
 
@@ -107,11 +110,49 @@ def load_model(model_dir):
   Returns:
     The `keras.Model`.
   """
+  path = check_model_file(model_dir)
+  return _load_keras_file(path)
+
+
+def check_model_file(model_dir):
+  """Checks, without loading it, that a run's `model.keras` is whole.
+
+  Args:
+    model_dir: the run directory.
+
+  Returns:
+    The path of `model.keras`.
+
+  Raises:
+    FileNotFoundError: there is none (naming the path).
+    ValueError: it is not a complete `.keras` archive (truncated or
+      corrupt: a copy that stopped early, a full disk), naming it.
+  """
   path = os.path.join(model_dir, MODEL_FILE)
   if not os.path.isfile(path):
     raise FileNotFoundError(
         f"{path!r} not found: --model_dir must be a training run directory")
-  return keras.saving.load_model(path, compile=False)
+  _check_archive(path)
+  return path
+
+
+def _check_archive(path):
+  if not zipfile.is_zipfile(path):
+    raise ValueError(
+        f"{path!r} is truncated or corrupt: not a complete .keras archive "
+        f"({os.path.getsize(path)} bytes); train again or copy it again")
+
+
+def _load_keras_file(path):
+  """`keras.saving.load_model` (no optimizer) with errors that name the
+  file: Keras says "File not found" of a truncated one."""
+  _check_archive(path)
+  try:
+    return keras.saving.load_model(path, compile=False)
+  except Exception as error:  # pylint: disable=broad-except
+    first_line = (str(error).splitlines() or [type(error).__name__])[0]
+    raise ValueError(f"{path!r} is truncated or corrupt: it cannot be "
+                     f"loaded ({first_line})") from error
 
 
 def load_backbone(model_dir):
@@ -127,4 +168,4 @@ def load_backbone(model_dir):
   path = os.path.join(model_dir, BACKBONE_FILE)
   if not os.path.isfile(path):
     return None
-  return keras.saving.load_model(path, compile=False)
+  return _load_keras_file(path)

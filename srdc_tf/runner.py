@@ -28,6 +28,7 @@ from srdc_tf import run_files
 from srdc_tf import scores as scores_lib
 from srdc_tf import selection
 from srdc_tf import serving
+from srdc_tf import write_guard
 from srdc_tf.callbacks import backup as backup_lib
 from srdc_tf.callbacks import divergence
 from srdc_tf.callbacks import epoch_summary
@@ -552,8 +553,9 @@ def finished_result(settings):
 def _save_predictions(path, predictions):
   """Writes `[N]` target predictions to `path` (.npy) atomically."""
   staging = f"{path}.{os.getpid()}.staging.npy"
-  np.save(staging, np.asarray(predictions, np.int32))
-  os.replace(staging, path)
+  with write_guard.guarded("the target predictions", path, cleanup=staging):
+    np.save(staging, np.asarray(predictions, np.int32))
+    os.replace(staging, path)
 
 
 def _per_class_accuracy(model, domain, batch_size, transform):
@@ -620,9 +622,15 @@ def save_model(model, path, strategy=None):
     folder, name = os.path.split(where)
     # Keras wants the .keras suffix; the leading dot hides the staging file.
     staging = os.path.join(folder, f".{os.getpid()}.staging.{name}")
+    what, intact = f"the model {name}", "any earlier one is unchanged"
+    optimizer = getattr(model, "optimizer", None)  # None: not compiled.
+    write_guard.check_room(folder, write_guard.estimate_bytes(
+        model.weights + (optimizer.variables if optimizer else [])), what,
+                           intact)
     try:
-      model.save(staging)
-      os.replace(staging, where)
+      with write_guard.guarded(what, where, intact, cleanup=staging):
+        model.save(staging)
+        os.replace(staging, where)
     finally:
       if os.path.exists(staging):
         os.remove(staging)

@@ -80,7 +80,33 @@ def check(settings, with_baseline=False):
     raise ValueError(
         f"--resize_size={settings.resize_size} is smaller than "
         f"--image_size={settings.image_size}: the crop would not fit")
-  for name in ("model_dir", "export_dir", "feature_cache_dir"):
-    path = getattr(settings, name)
-    if path and os.path.exists(path) and not os.path.isdir(path):
-      raise ValueError(f"--{name}={path!r} is a file, not a folder")
+  for name in ("model_dir", "export_dir", "feature_cache_dir",
+               "worker_weights_dir"):
+    check_output_folder(name, getattr(settings, name))
+
+
+def check_output_folder(flag, path):
+  """Refuses a folder setting that cannot become a writable folder, before
+  any work: the path is a file, lies inside a file, or cannot be written.
+
+  Args:
+    flag: the flag's name, for the message (without dashes).
+    path: its value; empty or None passes (the output is off).
+
+  Raises:
+    ValueError: naming the flag, its value and what is wrong.
+  """
+  if not path:
+    return
+  if os.path.exists(path) and not os.path.isdir(path):
+    raise ValueError(f"--{flag}={path!r} is a file, not a folder")
+  existing = os.path.abspath(path)
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    raise ValueError(
+        f"--{flag}={path!r} cannot be created: {existing!r} is a file")
+  if not os.access(existing, os.W_OK | os.X_OK):
+    raise ValueError(
+        f"--{flag}={path!r} cannot be written: no write permission on "
+        f"{existing!r}")

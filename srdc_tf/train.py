@@ -162,6 +162,10 @@ flags.DEFINE_string("strategy", "default", "default, mirrored or "
                     "multi_worker.")
 flags.DEFINE_integer("num_cpu_devices", 0, "With --strategy=mirrored and "
                      "no GPU: logical CPU devices to mirror over.")
+flags.DEFINE_float("peer_timeout", 600, "With --strategy=multi_worker: "
+                   "seconds to wait for every worker of TF_CONFIG's cluster "
+                   "to join; then stop, naming the peers that do not "
+                   "answer.")
 flags.DEFINE_integer("verbose", 2, "Output: 0 only the final accuracies; "
                      "1 also each phase's name and one line per epoch; 2 "
                      "also progress on long passes; 3 also Keras' line of "
@@ -213,7 +217,8 @@ def main(argv):
   try:
     results, _ = training.train(settings, FLAGS.with_baseline,
                                 FLAGS.overwrite, FLAGS.strategy,
-                                FLAGS.num_cpu_devices, FLAGS.force_precision)
+                                FLAGS.num_cpu_devices, FLAGS.force_precision,
+                                FLAGS.peer_timeout)
   except training.InputError as error:
     raise app.UsageError(str(error)) from error
   except divergence.TrainingDivergedError as error:

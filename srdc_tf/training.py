@@ -31,7 +31,8 @@ class InputError(ValueError):
 
 
 def train(settings, with_baseline=False, overwrite=False,
-          strategy="default", num_cpu_devices=0, force_precision=False):
+          strategy="default", num_cpu_devices=0, force_precision=False,
+          peer_timeout=distribute.DEFAULT_PEER_TIMEOUT):
   """Trains a run (and its baseline) and writes `summary.json`.
 
   Args:
@@ -44,6 +45,8 @@ def train(settings, with_baseline=False, overwrite=False,
     num_cpu_devices: logical CPU devices for a mirrored strategy.
     force_precision: run `mixed_bfloat16` also where it is slower than
       float32 (a CPU without native bfloat16), with a warning.
+    peer_timeout: with a multi-worker strategy, seconds to wait for every
+      worker to join before stopping with the peers that did not.
 
   Returns:
     `(results, strategy)`: a dict from method (`source_only`, `srdc`) to
@@ -68,7 +71,10 @@ def train(settings, with_baseline=False, overwrite=False,
       logging.warning("--force_precision: %s", slow)
     if settings.deterministic:
       tf.config.experimental.enable_op_determinism()
-    strategy = distribute.create_strategy(strategy, num_cpu_devices)
+    if peer_timeout <= 0:
+      raise ValueError(f"--peer_timeout must be > 0, got {peer_timeout}")
+    strategy = distribute.create_strategy(strategy, num_cpu_devices,
+                                          peer_timeout)
     # A run of other settings in model_dir is refused (or moved aside),
     # before the data is loaded.
     moved = run_directory.claim(settings, overwrite)

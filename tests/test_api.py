@@ -23,6 +23,7 @@ NOT_SETTINGS = {
     "strategy",         # Where the run executes (distribute).
     "num_cpu_devices",  # Likewise.
     "force_precision",  # Whether a slow --precision may run: not a result.
+    "peer_timeout",     # How long to wait for multi-worker peers.
 }
 TINY = dict(synthetic_examples_per_class=8, image_size=16, bottleneck_dim=16,
             batch_size=8, backbone_lr_multiplier=1.0, kmeans_iterations=2,

@@ -172,6 +172,76 @@ def test_image_list_outside_its_root_missing_or_duplicate(tmp_path):
   assert len(domain) == 3 and len(domain.skipped) == 2
 
 
+def test_images_in_sub_folders_of_a_class_count(tmp_path):
+  root = _image_folder(tmp_path / "domain", ["bike", "cup"], per_class=2)
+  _image_folder(root / "bike" / "side" / "far", ["deeper"], per_class=2)
+  _image_folder(root / "cup", [".thumbnails"], per_class=1)  # Hidden.
+  domain = sources.load_domain(str(root))
+  assert domain.class_names == ("bike", "cup")
+  assert [os.path.relpath(p, root) for p in domain.paths] == [
+      "bike/0.png", "bike/1.png", "bike/side/far/deeper/0.png",
+      "bike/side/far/deeper/1.png", "cup/0.png", "cup/1.png"]
+  np.testing.assert_array_equal(domain.labels, [0, 0, 0, 0, 1, 1])
+
+
+@pytest.mark.parametrize("target", ["..", ".", "../..", "../../cup"])
+def test_a_symbolic_link_loop_is_named(tmp_path, target):
+  root = _image_folder(tmp_path / "domain", ["bike", "cup"], per_class=2)
+  os.makedirs(root / "bike" / "side")
+  link = root / "bike" / "side" / "loop"
+  os.symlink(target, link)
+  if target == "../../cup":  # Not a loop: the same files twice.
+    with pytest.raises(validation.BadImagesError, match="listed 2 times"):
+      sources.load_domain(str(root))
+    return
+  with pytest.raises(ValueError, match=f"symbolic link loop: '{link}' leads "
+                     "to '.*', a folder that contains it"):
+    sources.load_domain(str(root))
+
+
+def test_a_file_name_that_is_not_utf8_is_read(tmp_path):
+  root = _image_folder(tmp_path / "domain", ["bike", "cup"], per_class=2)
+  os.rename(os.fsencode(root / "cup" / "0.png"),
+            os.fsencode(root / "cup") + b"/caf\xe9.png")
+  domain = sources.load_domain(str(root))
+  assert os.fsencode(domain.paths[3]) == os.fsencode(root / "cup") + (
+      b"/caf\xe9.png")
+  from srdc_tf.data import pipeline  # pylint: disable=g-import-not-at-top
+  from srdc_tf.data import transforms  # pylint: disable=g-import-not-at-top
+  images, labels, _ = next(iter(pipeline.eval_dataset(
+      domain, 8, transforms.ImageTransform(16))))
+  assert images.shape == (4, 16, 16, 3) and list(labels) == [0, 0, 1, 1]
+
+
+@pytest.mark.parametrize("contents, message", [
+    (b"bike/0.png 0\ncup/0.png 1000000000\n",
+     r"list.txt:2: label 1000000000 is outside \[0, 100000\)"),
+    (b"bike/0.png 0\ncup/0.png -3\n", r"list.txt:2: label -3 is outside"),
+    (b"bike/0.png 0\ncup/0.png 1.5\n",
+     r"list.txt:2: the label '1.5' is not an integer"),
+    (b"bike/0.png \xc2\xb2\n", r"list.txt:1: the label '\xb2' is not an "
+     "integer"),
+    (b"bike/0.png 0\ncaf\xe9/0.png 1\n",
+     r"list.txt:2: not valid UTF-8 \(byte 0xe9 at column 4 of "
+     r"b'caf\\xe9/0.png 1'\); save the list as UTF-8"),
+    ("bike/0.png 0\n".encode("utf-16"), "list.txt: the list is UTF-16"),
+], ids=["huge", "negative", "float", "superscript", "latin1", "utf16"])
+def test_bad_image_list_lines_are_named(tmp_path, contents, message):
+  _image_folder(tmp_path, ["bike", "cup"], per_class=1)
+  listing = tmp_path / "list.txt"
+  listing.write_bytes(contents)
+  with pytest.raises(ValueError, match=message):
+    sources.load_domain(str(listing))
+
+
+def test_an_image_list_with_a_utf8_byte_order_mark_is_read(tmp_path):
+  _image_folder(tmp_path, ["bike", "cup"], per_class=1)
+  listing = tmp_path / "list.txt"
+  listing.write_bytes(b"\xef\xbb\xbfbike/0.png 0\r\ncup/0.png 1\r\n")
+  domain = sources.load_domain(str(listing))
+  assert domain.class_names == ("bike", "cup") and len(domain) == 2
+
+
 @pytest.mark.e2e
 def test_bad_image_stops_the_run_before_training_or_is_skipped(tmp_path):
   source = _image_folder(tmp_path / "source", ["bike", "cup"])
@@ -229,3 +299,99 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
   model.load_weights(os.path.join(found[0][1], backup_lib.STATE_FILE))
   assert all(np.all(np.isfinite(v.numpy())) for v in model.weights
              if v.dtype == "float32")
+
+
+# === Run files: folders that are files, damaged model and JSON files ===
+
+
+def _damaged_run(folder, damage):
+  """A run directory with `model.keras`, `classes.json` and
+  `transform.json`, one of them damaged as `damage` says."""
+  os.makedirs(folder, exist_ok=True)
+  model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+  model.save(folder / "model.keras")
+  (folder / "classes.json").write_text('["bike", "cup"]')
+  (folder / "transform.json").write_text('{"image_size": 16}')
+  if damage == "truncated_model":
+    data = (folder / "model.keras").read_bytes()
+    (folder / "model.keras").write_bytes(data[:len(data) // 2])
+    return "model.keras' is truncated or corrupt: not a complete .keras archive"
+  name = {"corrupt_classes": "classes.json",
+          "corrupt_transform": "transform.json"}[damage]
+  (folder / name).write_text('["bike", "cu')
+  return f"{name}' is truncated or corrupt (not valid JSON"
+
+
+@pytest.mark.parametrize("binary", ["srdc_tf.export", "srdc_tf.evaluate"])
+@pytest.mark.parametrize("damage", ["truncated_model", "corrupt_classes",
+                                    "corrupt_transform"])
+def test_a_damaged_run_directory_is_named(tmp_path, binary, damage):
+  run = tmp_path / "run"
+  message = _damaged_run(run, damage)
+  output = tmp_path / "out"
+  flag = "--export_dir" if binary == "srdc_tf.export" else "--output_dir"
+  extra = [] if binary == "srdc_tf.export" else ["--target=synthetic:target"]
+  result = run_testlib.run_module(binary, f"--model_dir={run}",
+                                  f"{flag}={output}", *extra)
+  assert result.returncode == 1
+  assert message in result.stderr, result.stderr
+  assert str(run) in result.stderr
+  assert "Traceback" not in result.stderr
+  assert not output.exists()
+
+
+@pytest.mark.parametrize("binary, flag", [
+    ("srdc_tf.export", "export_dir"), ("srdc_tf.evaluate", "output_dir")])
+@pytest.mark.parametrize("where", ["file", "inside_a_file"])
+def test_an_output_folder_that_is_a_file_is_refused(tmp_path, binary, flag,
+                                                    where):
+  run = tmp_path / "run"
+  _damaged_run(run, "corrupt_classes")  # Never read: refused before.
+  blocker = tmp_path / "a_file"
+  blocker.write_text("keep me")
+  path = blocker if where == "file" else blocker / "sub"
+  extra = [] if binary == "srdc_tf.export" else ["--target=synthetic:target"]
+  result = run_testlib.run_module(binary, f"--model_dir={run}",
+                                  f"--{flag}={path}", *extra)
+  assert result.returncode == 1
+  expected = (f"--{flag}='{path}' is a file, not a folder" if where == "file"
+              else f"--{flag}='{path}' cannot be created: '{blocker}' is a "
+              "file")
+  assert expected in result.stderr, result.stderr
+  assert "Traceback" not in result.stderr
+  assert blocker.read_text() == "keep me"
+
+
+def test_a_model_dir_that_is_a_file_is_refused_by_export(tmp_path):
+  path = tmp_path / "a_file"
+  path.write_text("keep me")
+  result = run_testlib.run_module("srdc_tf.export", f"--model_dir={path}",
+                                  f"--export_dir={tmp_path / 'out'}")
+  assert result.returncode == 1
+  assert f"--model_dir='{path}' is not a folder" in result.stderr
+
+
+@pytest.mark.parametrize("contents", ["{trunc", "[1, 2]", '{"task": "a"}'])
+def test_a_corrupt_run_info_is_named_by_report(tmp_path, contents):
+  run = tmp_path / "runs" / "a2w"
+  os.makedirs(run)
+  (run / "run_info.json").write_text(contents)
+  result = run_testlib.run_module("srdc_tf.report",
+                                  f"--run_dirs={tmp_path / 'runs'}",
+                                  f"--output={tmp_path / 'table'}")
+  assert result.returncode == 1
+  assert f"'{run / 'run_info.json'}' is" in result.stderr, result.stderr
+  assert "Traceback" not in result.stderr
+
+
+def test_a_corrupt_run_info_is_named_by_train(tmp_path):
+  model_dir = tmp_path / "run"
+  os.makedirs(model_dir)
+  (model_dir / "run_info.json").write_text("{trunc")
+  result = run_testlib.train(*run_testlib.TINY_RUN, f"--model_dir={model_dir}")
+  assert result.returncode == 1
+  assert (f"'{model_dir / 'run_info.json'}' cannot be read as a finished "
+          "run's record") in result.stderr
+  assert "is truncated or corrupt" in result.stderr
+  assert "Traceback" not in result.stderr
+  assert (model_dir / "run_info.json").read_text() == "{trunc"

@@ -102,3 +102,35 @@ def test_training_and_eval_streams_are_sharded_by_data():
   evaluation = pipeline.eval_dataset(source, 4, transform)
   for dataset in (train, evaluation):
     assert dataset.options().experimental_distribute.auto_shard_policy == data
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["chief_alone", "worker_alone"])
+def test_a_missing_peer_is_named_after_the_timeout(tmp_path, index):
+  ports = [run_testlib.free_port(), run_testlib.free_port()]
+  start = time.time()
+  result = run_testlib.train(
+      *ARGS, "--strategy=multi_worker", "--peer_timeout=4",
+      f"--model_dir={tmp_path / 'run'}", timeout=120,
+      TF_CONFIG=_tf_config(ports, index))
+  missing = f"worker-{1 - index} at 127.0.0.1:{ports[1 - index]}"
+  assert result.returncode == 1, result.stderr[-3000:]
+  assert (f"error: --strategy=multi_worker: {missing} does not answer after "
+          "4 s (--peer_timeout)") in result.stderr
+  assert "Traceback" not in result.stderr
+  assert time.time() - start < 60
+  assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("config, message", [
+    ("{not json", "TF_CONFIG is not valid JSON"),
+    ('{"task": {"type": "worker", "index": 0}}', "TF_CONFIG needs a 'cluster'"),
+    ('{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", '
+     '"index": 3}}', "TF_CONFIG's task {'type': 'worker', 'index': 3} is not "
+     "one of its cluster's tasks"),
+])
+def test_a_bad_tf_config_is_named(tmp_path, config, message):
+  result = run_testlib.train(*ARGS, "--strategy=multi_worker",
+                             f"--model_dir={tmp_path / 'run'}", timeout=120,
+                             TF_CONFIG=config)
+  assert result.returncode == 1 and message in result.stderr, result.stderr
+  assert "Traceback" not in result.stderr

@@ -1,17 +1,23 @@
 """Tests of srdc_tf.serving: versions, size, signatures, errors, and serving
 the export without srdc_tf."""
 
+import io
 import os
+import socket
+import subprocess
 import textwrap
+import time
 
 import keras
 import numpy as np
+from PIL import Image
 import pytest
 import tensorflow as tf
 
 from srdc_tf import run_files
 from srdc_tf import serving
 from srdc_tf.data import transforms
+from srdc_tf.data import validation
 from srdc_tf.models import build_backbone
 from srdc_tf.models import SRDCModel
 
@@ -101,6 +107,30 @@ def test_a_failed_export_leaves_no_version(model, monkeypatch):
   with pytest.raises(OSError, match="disk full"):
     serving.export_saved_model(model, base, lib.CLASS_NAMES)
   assert os.listdir(base) == []
+
+
+def test_staging_folders_of_dead_exports_are_cleaned_up(model):
+  base = lib.work_dir("stale")
+  host = socket.gethostname()
+  dead = subprocess.Popen(["true"])  # pylint: disable=consider-using-with
+  dead.wait()
+  names = {
+      f".export-{host}-{dead.pid}-a1b2": "removed",  # Its process died.
+      f".export-{host}-{os.getpid()}-c3d4": "kept",  # A live export.
+      ".export-otherhost-12-e5f6": "kept",  # Another host's, recent.
+      ".export-otherhost-12-g7h8": "removed",  # Another host's, 2 days old.
+      ".export-k9l0": "removed",  # The earlier naming, 2 days old.
+  }
+  for name, fate in names.items():
+    os.makedirs(os.path.join(base, name, "variables"))
+    if name.endswith(("g7h8", "k9l0")):
+      old = time.time() - 2 * 24 * 3600
+      os.utime(os.path.join(base, name), (old, old))
+  assert sorted(serving.stale_staging(base)) == sorted(
+      os.path.join(base, n) for n, fate in names.items() if fate == "removed")
+  serving.export_saved_model(model, base, lib.CLASS_NAMES)
+  assert sorted(os.listdir(base)) == sorted(
+      ["1"] + [n for n, fate in names.items() if fate == "kept"])
 
 
 # === Size ===
@@ -245,7 +275,8 @@ def _png(shape):
      r"1-D batch of encoded images.*received shape \[1 1\]"),
     ("bytes", tf.constant([], tf.string), r"non-empty.*received shape \[0\]"),
     ("bytes", tf.constant([_png([8, 8, 3]), b"not an image"]),
-     r"image_bytes\[1\] \(12 bytes\) is not a JPEG, PNG, GIF or BMP image"),
+     r"image_bytes\[1\] \(12 bytes\) is not a JPEG, PNG, GIF, BMP or WebP "
+     "image"),
     ("bytes", tf.constant([b""]),
      r"image_bytes\[0\] \(0 bytes\) is not a JPEG"),
     # A known format but corrupt data: the decoder's own message.
@@ -321,3 +352,91 @@ def test_a_feature_model_is_exported_behind_its_backbone():
   expected = os.path.getsize(weights) + 4 * backbone.count_params()
   exported = lib.folder_size(os.path.join(export, "variables"))
   assert abs(exported - expected) <= 0.1 * expected, (exported, expected)
+
+
+# === Pixel values, formats and decoded size ===
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf, -1.0, 255.5,
+                                   1e30], ids=["nan", "inf", "minus_inf",
+                                               "negative", "above_255",
+                                               "huge"])
+def test_non_finite_or_out_of_range_pixels_are_refused(signatures, value):
+  images, _ = signatures
+  pixels = lib.pixel_images(2)
+  pixels[1, 3, 4, 0] = value
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=r"images must be raw pixels in \[0, 255\]"):
+    images(images=tf.constant(pixels))
+
+
+def test_pixels_at_the_ends_of_the_range_are_served(signatures):
+  images, _ = signatures
+  pixels = np.zeros((2,) + lib.IMAGE_SHAPE, np.float32)
+  pixels[1] = 255.0
+  assert images(images=tf.constant(pixels))["class_id"].shape == (2,)
+
+
+def _encode(image, fmt, **options):
+  buffer = io.BytesIO()
+  Image.fromarray(image).save(buffer, fmt, **options)
+  return buffer.getvalue()
+
+
+# Every format training accepts (validation.IMAGE_SIGNATURES), in each
+# header variant: WebP's lossy (VP8), lossless (VP8L) and extended (VP8X).
+_FORMATS = {
+    "png": ("PNG", {}), "jpeg": ("JPEG", {"quality": 95}), "gif": ("GIF", {}),
+    "bmp": ("BMP", {}), "webp_lossy": ("WEBP", {"quality": 90}),
+    "webp_lossless": ("WEBP", {"lossless": True}),
+    "webp_extended": ("WEBP", {"quality": 90}),  # With alpha: VP8X.
+}
+
+
+@pytest.fixture(scope="module")
+def small_limit_export(model):
+  """An export that decodes at most 60 x 48 pixels."""
+  return tf.saved_model.load(serving.export_saved_model(
+      model, lib.work_dir("limit"), lib.CLASS_NAMES,
+      max_decoded_pixels=60 * 48))
+
+
+@pytest.mark.parametrize("name", sorted(_FORMATS))
+def test_every_training_format_is_served_and_its_size_capped(
+    small_limit_export, name):
+  fmt, options = _FORMATS[name]
+  image = lib.pixel_images(1, shape=(48, 60, 3), seed=4)[0].astype(np.uint8)
+  if fmt == "GIF":
+    image = image // 64 * 64  # Few colours: no dithering.
+  if name == "webp_extended":
+    image = np.dstack([image, np.full(image.shape[:2], 200, np.uint8)])
+  encoded = _encode(image, fmt, **options)
+  if name.startswith("webp"):
+    assert encoded[12:16] == {"webp_lossy": b"VP8 ", "webp_lossless": b"VP8L",
+                              "webp_extended": b"VP8X"}[name]
+  assert validation.image_format(encoded) is not None
+  serve = small_limit_export.signatures[serving.IMAGE_BYTES_SIGNATURE]
+  served = serve(image_bytes=tf.constant([encoded]))
+  # Decoded as training decodes it (`Domain.load`), then resized.
+  view = transforms.ImageTransform(image_size=32).eval(
+      transforms.decode_image(encoded, 3))
+  np.testing.assert_array_equal(
+      served["class_id"].numpy(),
+      small_limit_export.signatures[serving.IMAGES_SIGNATURE](
+          images=view[None])["class_id"].numpy())
+  bigger = _encode(np.concatenate([image, image[:1]]), fmt, **options)
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=r"image_bytes\[1\] announces 60x49 pixels; a "
+                     r"request image may have 1 to 2880 pixels"):
+    serve(image_bytes=tf.constant([encoded, bigger]))
+
+
+def test_a_huge_image_is_refused_from_its_header(signatures):
+  _, image_bytes = signatures
+  png = bytearray(_png([8, 8, 3]))
+  # IHDR's width and height (big-endian, bytes 16-23): 30000 x 25000, 2.2
+  # GB decoded; the rest of the file stays an 8 x 8 image.
+  png[16:24] = (30000).to_bytes(4, "big") + (25000).to_bytes(4, "big")
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=r"image_bytes\[0\] announces 30000x25000 pixels; "
+                     r"a request image may have 1 to 16777216 pixels"):
+    image_bytes(image_bytes=tf.constant([bytes(png)]))

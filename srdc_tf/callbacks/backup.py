@@ -23,6 +23,10 @@ path. `TrainingBackup` differs on each point:
   of them restore from `backup_dir`, which must be on a shared file system.
 - A state with NaN or infinite weights is never written: the run stops
   with `TrainingDivergedError` and the last good backup stays the newest.
+- A backup that would not fit (free space, file size limit) is not
+  started, and one whose write fails is removed: the run stops with a
+  `write_guard.WriteFailedError` naming it, and the last good backup stays
+  the newest.
 """
 
 import dataclasses
@@ -36,6 +40,7 @@ import keras
 import numpy as np
 
 from srdc_tf import distribute
+from srdc_tf import write_guard
 from srdc_tf.callbacks import divergence
 
 STATE_FILE = "state.weights.h5"
@@ -201,6 +206,8 @@ class TrainingBackup(keras.callbacks.Callback):
 
     Raises:
       TrainingDivergedError: a weight is NaN or infinite (nothing written).
+      write_guard.WriteFailedError: the disk is full (checked before
+        writing) or the write failed; the last good backup stays.
     """
     finite, bad_variable = _all_finite(self.model)
     if not finite:
@@ -222,16 +229,25 @@ class TrainingBackup(keras.callbacks.Callback):
                        if in_epoch and self.epoch_state is not None else {}),
     }
     name = f"ckpt-{step:09d}"
+    what = f"the backup {name}"
+    latest = checkpoints(self.backup_dir)
+    intact = (f"the last good backup, {latest[0][1]}, is intact" if latest
+              else "")
     with distribute.write_location(self.backup_dir, self.strategy) as where:
-      os.makedirs(where, exist_ok=True)
+      # A write that fails inside HDF5 crashes the interpreter later: a
+      # backup that cannot fit is not started.
+      write_guard.check_room(where, write_guard.estimate_bytes(
+          self.model.weights + self.model.optimizer.variables), what, intact)
       staging = os.path.join(where, f"{_STAGING_PREFIX}{name}-{os.getpid()}")
-      shutil.rmtree(staging, ignore_errors=True)
-      os.makedirs(staging)
-      self.model.save_weights(os.path.join(staging, STATE_FILE))
-      with open(os.path.join(staging, POSITION_FILE), "w") as f:
-        json.dump(position, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
+      with write_guard.guarded(what, where, intact, cleanup=staging):
+        os.makedirs(where, exist_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        os.makedirs(staging)
+        self.model.save_weights(os.path.join(staging, STATE_FILE))
+        with open(os.path.join(staging, POSITION_FILE), "w") as f:
+          json.dump(position, f, indent=2)
+          f.flush()
+          os.fsync(f.fileno())
       final = os.path.join(where, name)
       if os.path.isdir(final):  # The same step again after a resume.
         shutil.rmtree(final)

@@ -1,9 +1,12 @@
 """A domain: images (in memory, encoded or as files), labels, class names."""
 
 import dataclasses
+import os
 
 import numpy as np
 import tensorflow as tf
+
+from srdc_tf.data import transforms
 
 UNLABELLED = -1
 
@@ -20,7 +23,8 @@ class Domain:
     labels: `[N]` int32 labels, `UNLABELLED` where unknown.
     images: `[N, H, W, C]` uint8 images, `[N, D]` float32 features, or
       with `cached_views`, `[N, V, ...]` float32 activations of V views.
-    paths: N image file paths (JPEG, PNG, BMP or GIF), decoded on the fly.
+    paths: N image file paths (JPEG, PNG, GIF, BMP or WebP), decoded on the
+      fly.
     encoded: `[N]` object array of encoded image bytes, decoded on the fly.
     skipped: the bad image files left out when loading (`BadImage`s of
       `srdc_tf.data.validation`), for the run's summary.
@@ -81,7 +85,10 @@ class Domain:
     if self.images is not None:
       return self.images
     if self.paths is not None:
-      return np.asarray(self.paths)
+      # As the file system's bytes: a name that is not valid UTF-8 (held
+      # by Python with surrogate escapes) reaches the file as it is named.
+      return np.asarray([os.fsencode(path) for path in self.paths],
+                        dtype=object)
     return self.encoded.astype(bytes)
 
   def restricted_to(self, class_names):
@@ -124,10 +131,7 @@ class Domain:
     if self.images is None:
       contents = (tf.io.read_file(record) if self.paths is not None
                   else record)
-      image = tf.io.decode_image(contents, channels=channels,
-                                 expand_animations=False)
-      image.set_shape([None, None, channels])
-      return image
+      return transforms.decode_image(contents, channels)
     if self.is_features:
       return record
     have = self.images.shape[-1]

@@ -25,8 +25,9 @@ Relative directory and list paths resolve against `data_root` (the
 The files of directory and list domains are checked once, when loaded
 (`srdc_tf.data.validation`): a bad file stops the load with a message that
 names it, or is skipped and reported with `skip_bad_images`. In a class
-folder every file but hidden ones counts, so a stray non-image file is
-reported, not silently ignored.
+folder every file but hidden ones counts, in its sub-folders too (read
+recursively, links followed; a link loop is an error naming the link), so
+a stray non-image file is reported, not silently ignored.
 """
 
 import dataclasses
@@ -42,7 +43,7 @@ from srdc_tf.data import validation
 SYNTHETIC_PREFIX = "synthetic:"
 TFDS_PREFIX = "tfds:"
 TEXTURED_PREFIX = "textured:"
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 DATA_ROOT_ENV = "SRDC_DATA_ROOT"
 
 
@@ -148,6 +149,53 @@ def _class_folders(directory):
   return directory, classes
 
 
+def class_folder_files(folder):
+  """Every file under a class folder, in its sub-folders too, sorted.
+
+  Symbolic links are followed. Hidden files and folders (names starting
+  with ".") are left out; everything else is returned, so that a file that
+  is not an image (or a dangling link) is reported by the validation that
+  follows, never dropped without a word.
+
+  Args:
+    folder: the class folder.
+
+  Returns:
+    The file paths, sorted by their path below `folder`.
+
+  Raises:
+    ValueError: a folder is a link back to a folder that contains it (a
+      loop, or a link to the domain's root), naming the link and where it
+      leads.
+  """
+  files = []
+
+  def walk(current, ancestors):
+    for entry in sorted(os.listdir(current)):
+      if entry.startswith("."):
+        continue
+      path = os.path.join(current, entry)
+      if not os.path.isdir(path):
+        files.append(path)
+        continue
+      real = os.path.realpath(path)
+      if real in ancestors:
+        raise ValueError(
+            f"symbolic link loop: {path!r} leads to {real!r}, a folder that "
+            "contains it; remove the link (images below a class folder are "
+            "read recursively)")
+      walk(path, ancestors | {real})
+
+  # The class folder and every folder above it: a link to one of them
+  # would read the folder again (or the other classes).
+  real, above = os.path.realpath(folder), set()
+  while real not in above:
+    above.add(real)
+    real = os.path.dirname(real)
+  walk(folder, frozenset(above))
+  return files
+
+
 def _load_directory(path, display):
   directory, classes = _class_folders(path)
   if not classes:
@@ -156,16 +204,13 @@ def _load_directory(path, display):
   paths, labels = [], []
   for label, name in enumerate(classes):
     folder = os.path.join(directory, name)
-    # Not only IMAGE_EXTENSIONS: a file that is not an image is reported by
-    # the validation that follows, never dropped without a word.
-    files = sorted(f for f in os.listdir(folder) if not f.startswith(".")
-                   and os.path.isfile(os.path.join(folder, f)))
+    files = class_folder_files(folder)
     if not files:
       raise ValueError(
           f"class folder {folder!r} is empty: every class of {display!r} "
           "needs at least one image (remove the folder, and pass "
           "--shared_classes if the other domain still has the class)")
-    paths += [os.path.join(folder, f) for f in files]
+    paths += files
     labels += [label] * len(files)
   return domain_lib.Domain(name=display, class_names=tuple(classes),
                            labels=np.asarray(labels, np.int32),
@@ -176,26 +221,20 @@ def _load_image_list(path, list_root, display):
   root = list_root or os.path.dirname(os.path.abspath(path))
   real_root = os.path.realpath(root)
   paths, labels, folder_of = [], [], {}
-  with open(path) as lines:
-    for number, line in enumerate(lines, 1):
-      if not line.strip() or line.lstrip().startswith("#"):
-        continue
-      parts = line.rsplit(maxsplit=1)
-      if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
-        raise ValueError(
-            f"{path}:{number}: expected 'relative/path label', got "
-            f"{line.strip()!r}")
-      relative, label = parts[0], int(parts[1])
-      if label < 0:
-        raise ValueError(f"{path}:{number}: negative label {label}")
-      full = os.path.realpath(os.path.join(root, relative))
-      if os.path.commonpath([full, real_root]) != real_root:
-        raise ValueError(
-            f"{path}:{number}: {relative!r} points outside the root {root!r}")
-      paths.append(full)
-      labels.append(label)
-      folder_of.setdefault(label, set()).add(
-          os.path.basename(os.path.dirname(relative)))
+  with open(path, "rb") as f:
+    lines = validation.list_file_lines(f.read(), path)
+  for number, line in lines:
+    if not line.strip() or line.lstrip().startswith("#"):
+      continue
+    relative, label = validation.parse_list_line(line, path, number)
+    full = os.path.realpath(os.path.join(root, relative))
+    if os.path.commonpath([full, real_root]) != real_root:
+      raise ValueError(
+          f"{path}:{number}: {relative!r} points outside the root {root!r}")
+    paths.append(full)
+    labels.append(label)
+    folder_of.setdefault(label, set()).add(
+        os.path.basename(os.path.dirname(relative)))
   if not paths:
     raise ValueError(f"image list {path!r} has no entries")
   num_classes = max(labels) + 1

@@ -7,6 +7,38 @@ import keras
 import tensorflow as tf
 
 
+def decode_image(contents, channels):
+  """Decodes an encoded image to `[H, W, channels]` uint8, the first frame
+  of an animation: the one decoder of training, validation and serving.
+
+  `tf.io.decode_image` converts channels for every format but WebP, whose
+  decoder refuses `channels=3` for an image with alpha: WebP images are
+  decoded as they are, then their alpha is dropped (and colour turned grey
+  for `channels=1`).
+
+  Args:
+    contents: a scalar string tensor of encoded bytes.
+    channels: 1 or 3.
+
+  Returns:
+    A uint8 tensor of static shape `[None, None, channels]`.
+  """
+  head = tf.strings.join([tf.strings.substr(contents, 0, 12), b"\0" * 12])
+  is_webp = tf.logical_and(
+      tf.equal(tf.strings.substr(head, 0, 4), b"RIFF"),
+      tf.equal(tf.strings.substr(head, 8, 4), b"WEBP"))
+
+  def webp():
+    image = tf.io.decode_image(contents, expand_animations=False)[..., :3]
+    image.set_shape([None, None, 3])
+    return tf.image.rgb_to_grayscale(image) if channels == 1 else image
+
+  image = tf.cond(is_webp, webp, lambda: tf.io.decode_image(
+      contents, channels=channels, expand_animations=False))
+  image.set_shape([None, None, channels])
+  return image
+
+
 @dataclasses.dataclass(frozen=True)
 class ImageTransform:
   """How images are resized and augmented.

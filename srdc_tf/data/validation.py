@@ -14,9 +14,12 @@ What is checked, per file:
 - its size is within `[min_side, max_side]` pixels on each side, checked
   from the header before any decode (so a 10000 x 10000 file is never
   decoded);
-- it decodes, with `tf.io.decode_image`, the very decoder the training and
-  evaluation pipelines use, so that a file that passes here cannot fail
-  there. CMYK, palette, grey-with-alpha and RGBA images pass: the pipeline
+- it decodes, with `transforms.decode_image`, the very decoder of the
+  training and evaluation pipelines and of the export, so that a file that
+  passes here cannot fail there;
+- its format is one of `IMAGE_SIGNATURES` (JPEG, PNG, GIF, BMP, WebP), the
+  formats the export's `serve_image_bytes` signature accepts. CMYK,
+  palette, grey-with-alpha and RGBA images (WebP too) pass: the decoder
   converts them to the network's channels.
 
 And per domain: a file listed twice (the same resolved path) is a bad
@@ -30,6 +33,7 @@ import collections
 import concurrent.futures
 import dataclasses
 import os
+import re
 import time
 
 from absl import logging
@@ -38,15 +42,32 @@ from PIL import Image
 import tensorflow as tf
 
 from srdc_tf import console
+from srdc_tf.data import transforms
 
 # Defaults of --min_image_side and --max_image_side. 8 admits every digits
 # set (USPS is 16 x 16); 8192 is beyond any benchmark image and keeps a
 # decoded image under 200 MB.
 MIN_IMAGE_SIDE = 8
 MAX_IMAGE_SIDE = 8192
+# Labels of an image list must be below this: a bound far beyond any
+# benchmark (DomainNet has 345 classes) that keeps a stray huge number from
+# making a label space of a billion classes.
+MAX_CLASSES = 100_000
 # How many bad files an error message lists before "... and N more".
 MAX_LISTED = 20
-_FORMATS = "JPEG, PNG, GIF, BMP or WebP"
+# The formats a run accepts, each with the bytes its files start with
+# (offset, bytes): exactly those that the serving signature
+# `serve_image_bytes` accepts too (`srdc_tf.serving`), so that every image
+# a model trains on can be sent to its export. `tf.io.decode_image` reads
+# more (JPEG XL), but the export could not check their size before decoding.
+IMAGE_SIGNATURES = (
+    ("JPEG", ((0, b"\xff\xd8\xff"),)),
+    ("PNG", ((0, b"\x89PNG"),)),
+    ("GIF", ((0, b"GIF8"),)),
+    ("BMP", ((0, b"BM"),)),
+    ("WebP", ((0, b"RIFF"), (8, b"WEBP"))),
+)
+FORMATS = "JPEG, PNG, GIF, BMP or WebP"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,15 +101,99 @@ class BadImagesError(ValueError):
     super().__init__("\n".join(lines))
 
 
-def _signature_format(contents):
-  """The format the first bytes of a file announce, or None."""
-  for magic, name in ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG", "PNG"),
-                      (b"GIF8", "GIF"), (b"BM", "BMP")):
-    if contents.startswith(magic):
+def image_format(contents):
+  """The format of `IMAGE_SIGNATURES` that encoded bytes announce, or None.
+
+  Args:
+    contents: the first bytes of a file (12 are enough), or all of them.
+
+  Returns:
+    "JPEG", "PNG", "GIF", "BMP", "WebP", or None.
+  """
+  for name, parts in IMAGE_SIGNATURES:
+    if all(contents[offset:offset + len(magic)] == magic
+           for offset, magic in parts):
       return name
-  if contents[:4] == b"RIFF" and contents[8:12] == b"WEBP":
-    return "WebP"
   return None
+
+
+def image_format_tensors(contents):
+  """`image_format` in the graph: which format scalar string tensor
+  `contents` announces.
+
+  Returns:
+    A dict from each format name of `IMAGE_SIGNATURES` to a boolean scalar.
+  """
+  # Padded: substr fails beyond the end of a short element.
+  head = tf.strings.join([tf.strings.substr(contents, 0, 16), b"\0" * 16])
+  return {name: tf.reduce_all([
+      tf.equal(tf.strings.substr(head, offset, len(magic)), magic)
+      for offset, magic in parts]) for name, parts in IMAGE_SIGNATURES}
+
+
+def list_file_lines(contents, path):
+  """The lines of an image-list file, decoded as UTF-8.
+
+  A UTF-8 byte-order mark (as Windows editors write) is dropped.
+
+  Args:
+    contents: the file's bytes.
+    path: the file, for messages.
+
+  Returns:
+    `[(line number, text)]`, numbered from 1, without line ends.
+
+  Raises:
+    ValueError: the file is UTF-16 or a line is not valid UTF-8 (say,
+      Latin-1), naming the file, the line and the first bad byte.
+  """
+  if contents.startswith((b"\xff\xfe", b"\xfe\xff")):
+    raise ValueError(f"{path}: the list is UTF-16 encoded; save it as UTF-8")
+  if contents.startswith(b"\xef\xbb\xbf"):
+    contents = contents[3:]
+  lines = []
+  for number, raw in enumerate(contents.splitlines(), 1):
+    try:
+      lines.append((number, raw.decode("utf-8")))
+    except UnicodeDecodeError as error:
+      raise ValueError(
+          f"{path}:{number}: not valid UTF-8 (byte 0x{raw[error.start]:02x} "
+          f"at column {error.start + 1} of {raw!r}); save the list as "
+          "UTF-8 (it looks like Latin-1 or another 8-bit encoding)"
+      ) from error
+  return lines
+
+
+def parse_list_line(line, path, number, max_classes=MAX_CLASSES):
+  """`(relative path, label)` of one `relative/path label` list line.
+
+  Args:
+    line: the line's text.
+    path: the list file, for messages.
+    number: the line number, for messages.
+    max_classes: labels must be below this.
+
+  Returns:
+    The path as written and the label, an int in `[0, max_classes)`.
+
+  Raises:
+    ValueError: the line has no path and label, or the label is not a
+      decimal integer in that range; naming the file, line and value.
+  """
+  parts = line.rsplit(maxsplit=1)
+  if len(parts) != 2:
+    raise ValueError(f"{path}:{number}: expected 'relative/path label', got "
+                     f"{line.strip()!r}")
+  relative, text = parts
+  if not re.fullmatch(r"-?[0-9]+", text):
+    raise ValueError(f"{path}:{number}: the label {text!r} is not an integer "
+                     f"(expected 'relative/path label', got {line.strip()!r})")
+  label = int(text)
+  if not 0 <= label < max_classes:
+    raise ValueError(
+        f"{path}:{number}: label {label} is outside [0, {max_classes}); "
+        "labels are class ids 0 .. K-1")
+  return relative, label
 
 
 def _decoder_message(error):
@@ -155,16 +260,20 @@ def check_image_file(path, min_side=MIN_IMAGE_SIDE, max_side=MAX_IMAGE_SIDE):
     return f"cannot be read: {error.strerror or error}"
   try:
     # The decoder of `Domain.load`: what passes here decodes in training.
-    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+    image = transforms.decode_image(contents, channels=3)
   except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError,
           tf.errors.FailedPreconditionError) as error:
-    fmt = fmt or _signature_format(contents)
+    fmt = fmt or image_format(contents)
     if fmt is None:
-      return f"not an image file (no {_FORMATS} header)"
+      return f"not an image file (no {FORMATS} header)"
     if fmt.upper() not in ("JPEG", "PNG", "GIF", "BMP", "WEBP", "MPO"):
-      return f"{fmt} image: TensorFlow decodes only {_FORMATS}"
+      return f"{fmt} image: TensorFlow decodes only {FORMATS}"
     reason = _pil_decode_problem(path) or _decoder_message(error)
     return f"corrupt or truncated {fmt} file: {reason}"
+  if image_format(contents) is None:
+    fmt = fmt or "this"
+    return (f"{fmt} format is not accepted: a run takes {FORMATS} images, "
+            "the formats its export can serve")
   height, width = int(image.shape[0]), int(image.shape[1])
   if min(width, height) < min_side:
     return (f"image is {width}x{height} pixels, smaller than the minimum "
