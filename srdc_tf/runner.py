@@ -69,6 +69,7 @@ class RunSettings:
   random_flip: bool = False
   random_translate: int = 0
   random_rotation: float = 0.0
+  augment_fill: str = "zeros"
   channels: int = 3
   backbone: str = "lenet"
   weights: str = None
@@ -156,7 +157,7 @@ class RunSettings:
         image_size=self.image_size, channels=self.channels,
         resize_size=self.resize_size, random_flip=self.random_flip,
         random_translate=self.random_translate,
-        random_rotation=self.random_rotation)
+        random_rotation=self.random_rotation, fill=self.augment_fill)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -107,7 +107,50 @@ def test_rotation_keeps_the_angle_within_bounds():
     ({"random_rotation": -5.0}, "got -5.0"),
     ({"channels": 2}, "channels must be 1 or 3, got 2"),
     ({"resize_size": 8}, "resize_size 8 is smaller than image_size 16"),
+    ({"fill": "wrap"}, "fill must be one of"),
+    ({"fill": "reflect", "random_translate": 17},
+     "random_translate 17 is larger than image_size 16"),
 ])
 def test_bad_fields_are_named(fields, message):
   with pytest.raises(ValueError, match=message.replace("[", r"\[")):
     transforms.ImageTransform(16, **fields)
+
+
+def _grey(size=9, value=200):
+  return np.full((size, size, 1), value, np.uint8)
+
+
+@pytest.mark.parametrize("fields", [
+    {"random_translate": 3}, {"random_rotation": 30.0},
+    {"random_translate": 3, "random_rotation": 30.0}])
+def test_reflect_fill_leaves_no_black_border(fields):
+  # On a uniform grey image zero filling shows as black pixels at the
+  # edges; mirroring the image about its edge keeps it uniform.
+  zeros = transforms.ImageTransform(9, channels=1, **fields)
+  reflect = transforms.ImageTransform(9, channels=1, fill="reflect", **fields)
+  seeds = [tf.constant([seed, 5]) for seed in range(10)]
+  assert min(zeros.train(_grey(), s).numpy().min() for s in seeds) < 100
+  for s in seeds:
+    np.testing.assert_allclose(reflect.train(_grey(), s).numpy(), 200.0,
+                               atol=1e-3)
+
+
+def test_reflect_fill_mirrors_about_the_edge():
+  # A shift by the whole pad: the uncovered columns are the image's first
+  # columns in mirror order (d c b a | a b c d), seen in the shifts that
+  # move the content right.
+  image = np.tile(np.arange(0, 90, 10, dtype=np.uint8)[None, :, None],
+                  (9, 1, 1))
+  transform = transforms.ImageTransform(9, channels=1, random_translate=2,
+                                        fill="reflect")
+  rows = {tuple(transform.train(image, tf.constant([seed, 6])).numpy()[0, :, 0])
+          for seed in range(60)}
+  assert (10, 0, 0, 10, 20, 30, 40, 50, 60) in rows  # shifted right by 2
+  assert (20, 30, 40, 50, 60, 70, 80, 80, 70) in rows  # shifted left by 2
+
+
+def test_eval_ignores_the_fill():
+  image = np.random.default_rng(1).integers(0, 256, (9, 9, 3), np.uint8)
+  transform = transforms.ImageTransform(9, random_translate=2,
+                                        random_rotation=10.0, fill="reflect")
+  np.testing.assert_array_equal(transform.eval(image).numpy(), image)
