@@ -108,6 +108,7 @@ def test_rotation_keeps_the_angle_within_bounds():
     ({"channels": 2}, "channels must be 1 or 3, got 2"),
     ({"resize_size": 8}, "resize_size 8 is smaller than image_size 16"),
     ({"fill": "wrap"}, "fill must be one of"),
+    ({"colour_augmentation": "jitter"}, "colour_augmentation must be one of"),
     ({"fill": "reflect", "random_translate": 17},
      "random_translate 17 is larger than image_size 16"),
 ])
@@ -154,3 +155,37 @@ def test_eval_ignores_the_fill():
   transform = transforms.ImageTransform(9, random_translate=2,
                                         random_rotation=10.0, fill="reflect")
   np.testing.assert_array_equal(transform.eval(image).numpy(), image)
+
+
+def test_channel_inversion_inverts_each_channel_independently():
+  image = np.random.default_rng(2).integers(0, 256, (6, 6, 3), np.uint8)
+  transform = transforms.ImageTransform(
+      6, colour_augmentation="channel_inversion")
+  patterns = set()
+  for seed in range(64):
+    out = transform.train(image, tf.constant([seed, 3])).numpy()
+    pattern = []
+    for c in range(3):
+      if np.array_equal(out[..., c], image[..., c]):
+        pattern.append(0)
+      else:
+        np.testing.assert_allclose(out[..., c], 255.0 - image[..., c])
+        pattern.append(1)
+    patterns.add(tuple(pattern))
+  assert len(patterns) == 8  # every channel pattern, at p = 1/2 each
+  np.testing.assert_array_equal(transform.eval(image).numpy(), image)
+
+
+def test_channel_inversion_comes_before_the_fill():
+  # A black image inverted is white; shifted after that, its uncovered
+  # border is the zero fill, black. (Inverted after the shift, it would be
+  # white all over.)
+  transform = transforms.ImageTransform(
+      9, channels=1, random_translate=3,
+      colour_augmentation="channel_inversion")
+  outs = [transform.train(_grey(value=0), tf.constant([seed, 7])).numpy()
+          for seed in range(20)]
+  inverted = [out for out in outs if out.max() == 255.0]
+  assert inverted and len(inverted) < len(outs)
+  assert any(out.min() == 0.0 for out in inverted)
+  assert all(set(np.unique(out)) <= {0.0, 255.0} for out in outs)

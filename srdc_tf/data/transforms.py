@@ -9,6 +9,9 @@ import tensorflow as tf
 # How translation and rotation fill the pixels they uncover: "zeros" (black,
 # SHOT's digit protocol) or "reflect" (the image mirrored about its edge).
 FILLS = ("zeros", "reflect")
+# Colour augmentation in training: none, or "channel_inversion": each
+# channel replaced by 255 minus itself with probability 1/2, independently.
+COLOUR_AUGMENTATIONS = ("none", "channel_inversion")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +40,14 @@ class ImageTransform:
       README's hard shift). "reflect" mirrors the image about its edge
       (`d c b a | a b c d | d c b a`, TF's SYMMETRIC padding and Keras'
       "reflect" fill).
+    colour_augmentation: one of `COLOUR_AUGMENTATIONS`. "channel_inversion"
+      inverts each channel (`255 - x`) with probability 1/2, independently,
+      before the geometric augmentation: a grey digit, bright on black,
+      becomes any of the 8 saturated stroke/background colour pairs,
+      dark-on-bright included (on a textured target such as MNIST-M the
+      stroke is darker than its background wherever the texture is
+      bright). Grey images replicated to 3 channels are inverted per
+      channel too (`channels` = 3).
   """
   image_size: int
   channels: int = 3
@@ -45,6 +56,7 @@ class ImageTransform:
   random_translate: int = 0
   random_rotation: float = 0.0
   fill: str = "zeros"
+  colour_augmentation: str = "none"
 
   def __post_init__(self):
     if self.image_size <= 0:
@@ -62,6 +74,10 @@ class ImageTransform:
       raise ValueError(
           f"random_rotation must be in [0, 180] degrees, got "
           f"{self.random_rotation!r}")
+    if self.colour_augmentation not in COLOUR_AUGMENTATIONS:
+      raise ValueError(f"colour_augmentation must be one of "
+                       f"{COLOUR_AUGMENTATIONS}, got "
+                       f"{self.colour_augmentation!r}")
     if self.fill not in FILLS:
       raise ValueError(f"fill must be one of {FILLS}, got {self.fill!r}")
     if self.fill == "reflect" and self.random_translate > self.image_size:
@@ -94,6 +110,8 @@ class ImageTransform:
       image = self._resize_shorter(image)
       image = tf.image.stateless_random_crop(
           image, self.shape, seed=seed)
+    if self.colour_augmentation == "channel_inversion":
+      image = self._invert_channels(image, seed + 4)
     if self.random_flip:
       image = tf.image.stateless_random_flip_left_right(image, seed=seed + 1)
     if self.random_translate:
@@ -101,6 +119,11 @@ class ImageTransform:
     if self.random_rotation:
       image = self._rotate(image, seed + 3)
     return tf.ensure_shape(tf.cast(image, tf.float32), self.shape)
+
+  def _invert_channels(self, image, seed):
+    image = tf.cast(image, tf.float32)
+    invert = tf.random.stateless_uniform([self.channels], seed) < 0.5
+    return tf.where(invert, 255.0 - image, image)
 
   def _translate(self, image, seed):
     pad = self.random_translate
