@@ -78,6 +78,8 @@ class RunSettings:
   random_flip: bool = False
   random_translate: int = 0
   random_rotation: float = 0.0
+  augment_fill: str = "zeros"
+  colour_augmentation: str = "none"
   channels: int = 3
   backbone: str = "lenet"
   weights: str = None
@@ -188,7 +190,8 @@ class RunSettings:
         image_size=self.image_size, channels=self.channels,
         resize_size=self.resize_size, random_flip=self.random_flip,
         random_translate=self.random_translate,
-        random_rotation=self.random_rotation)
+        random_rotation=self.random_rotation, fill=self.augment_fill,
+        colour_augmentation=self.colour_augmentation)
 
 
 @dataclasses.dataclass(frozen=True)

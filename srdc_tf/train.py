@@ -43,11 +43,23 @@ flags.DEFINE_integer("resize_size", None, "Resize the shorter side to this "
                      "resize straight to --image_size.")
 flags.DEFINE_boolean("random_flip", False, "Random horizontal flips.")
 flags.DEFINE_integer("random_translate", 0, "Random shifts of up to this "
-                     "many pixels in training (zero padding), e.g. 4 for "
+                     "many pixels in training (padding: --augment_fill), e.g. 4 for "
                      "digits.", lower_bound=0)
 flags.DEFINE_float("random_rotation", 0.0, "Random rotations of up to this "
                    "many degrees in training, e.g. 10 for digits.",
                    lower_bound=0.0, upper_bound=180.0)
+flags.DEFINE_enum("augment_fill", "zeros", ["zeros", "reflect"],
+                  "What --random_translate and --random_rotation put where "
+                  "no pixel was: black ('zeros', neutral on black "
+                  "backgrounds such as MNIST's) or the image mirrored about "
+                  "its edge ('reflect', for textured or coloured images, "
+                  "where black borders are a feature clustering can learn).")
+flags.DEFINE_enum("colour_augmentation", "none",
+                  ["none", "channel_inversion"],
+                  "Colour augmentation of both domains in training: none, "
+                  "or each channel inverted (255 - x) with probability 1/2, "
+                  "independently ('channel_inversion': grey digits become "
+                  "coloured, and dark on bright as well as bright on dark).")
 flags.DEFINE_integer("channels", 3, "Image channels fed to the backbone.")
 flags.DEFINE_boolean("skip_bad_images", False, "Train without image files "
                      "that cannot be used (unreadable, corrupt, truncated, "

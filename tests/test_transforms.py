@@ -107,7 +107,85 @@ def test_rotation_keeps_the_angle_within_bounds():
     ({"random_rotation": -5.0}, "got -5.0"),
     ({"channels": 2}, "channels must be 1 or 3, got 2"),
     ({"resize_size": 8}, "resize_size 8 is smaller than image_size 16"),
+    ({"fill": "wrap"}, "fill must be one of"),
+    ({"colour_augmentation": "jitter"}, "colour_augmentation must be one of"),
+    ({"fill": "reflect", "random_translate": 17},
+     "random_translate 17 is larger than image_size 16"),
 ])
 def test_bad_fields_are_named(fields, message):
   with pytest.raises(ValueError, match=message.replace("[", r"\[")):
     transforms.ImageTransform(16, **fields)
+
+
+def _grey(size=9, value=200):
+  return np.full((size, size, 1), value, np.uint8)
+
+
+@pytest.mark.parametrize("fields", [
+    {"random_translate": 3}, {"random_rotation": 30.0},
+    {"random_translate": 3, "random_rotation": 30.0}])
+def test_reflect_fill_leaves_no_black_border(fields):
+  # On a uniform grey image zero filling shows as black pixels at the
+  # edges; mirroring the image about its edge keeps it uniform.
+  zeros = transforms.ImageTransform(9, channels=1, **fields)
+  reflect = transforms.ImageTransform(9, channels=1, fill="reflect", **fields)
+  seeds = [tf.constant([seed, 5]) for seed in range(10)]
+  assert min(zeros.train(_grey(), s).numpy().min() for s in seeds) < 100
+  for s in seeds:
+    np.testing.assert_allclose(reflect.train(_grey(), s).numpy(), 200.0,
+                               atol=1e-3)
+
+
+def test_reflect_fill_mirrors_about_the_edge():
+  # A shift by the whole pad: the uncovered columns are the image's first
+  # columns in mirror order (d c b a | a b c d), seen in the shifts that
+  # move the content right.
+  image = np.tile(np.arange(0, 90, 10, dtype=np.uint8)[None, :, None],
+                  (9, 1, 1))
+  transform = transforms.ImageTransform(9, channels=1, random_translate=2,
+                                        fill="reflect")
+  rows = {tuple(transform.train(image, tf.constant([seed, 6])).numpy()[0, :, 0])
+          for seed in range(60)}
+  assert (10, 0, 0, 10, 20, 30, 40, 50, 60) in rows  # shifted right by 2
+  assert (20, 30, 40, 50, 60, 70, 80, 80, 70) in rows  # shifted left by 2
+
+
+def test_eval_ignores_the_fill():
+  image = np.random.default_rng(1).integers(0, 256, (9, 9, 3), np.uint8)
+  transform = transforms.ImageTransform(9, random_translate=2,
+                                        random_rotation=10.0, fill="reflect")
+  np.testing.assert_array_equal(transform.eval(image).numpy(), image)
+
+
+def test_channel_inversion_inverts_each_channel_independently():
+  image = np.random.default_rng(2).integers(0, 256, (6, 6, 3), np.uint8)
+  transform = transforms.ImageTransform(
+      6, colour_augmentation="channel_inversion")
+  patterns = set()
+  for seed in range(64):
+    out = transform.train(image, tf.constant([seed, 3])).numpy()
+    pattern = []
+    for c in range(3):
+      if np.array_equal(out[..., c], image[..., c]):
+        pattern.append(0)
+      else:
+        np.testing.assert_allclose(out[..., c], 255.0 - image[..., c])
+        pattern.append(1)
+    patterns.add(tuple(pattern))
+  assert len(patterns) == 8  # every channel pattern, at p = 1/2 each
+  np.testing.assert_array_equal(transform.eval(image).numpy(), image)
+
+
+def test_channel_inversion_comes_before_the_fill():
+  # A black image inverted is white; shifted after that, its uncovered
+  # border is the zero fill, black. (Inverted after the shift, it would be
+  # white all over.)
+  transform = transforms.ImageTransform(
+      9, channels=1, random_translate=3,
+      colour_augmentation="channel_inversion")
+  outs = [transform.train(_grey(value=0), tf.constant([seed, 7])).numpy()
+          for seed in range(20)]
+  inverted = [out for out in outs if out.max() == 255.0]
+  assert inverted and len(inverted) < len(outs)
+  assert any(out.min() == 0.0 for out in inverted)
+  assert all(set(np.unique(out)) <= {0.0, 255.0} for out in outs)

@@ -6,6 +6,13 @@ import math
 import keras
 import tensorflow as tf
 
+# How translation and rotation fill the pixels they uncover: "zeros" (black,
+# SHOT's digit protocol) or "reflect" (the image mirrored about its edge).
+FILLS = ("zeros", "reflect")
+# Colour augmentation in training: none, or "channel_inversion": each
+# channel replaced by 255 minus itself with probability 1/2, independently.
+COLOUR_AUGMENTATIONS = ("none", "channel_inversion")
+
 
 def decode_image(contents, channels):
   """Decodes an encoded image to `[H, W, channels]` uint8, the first frame
@@ -54,9 +61,25 @@ class ImageTransform:
     resize_size: shorter side before cropping, or None.
     random_flip: random horizontal flips in training.
     random_translate: in training, shift by up to this many pixels in each
-      direction (pad with zeros, crop at random: the digit protocol of SHOT).
+      direction (pad by `fill`, crop at random: the digit protocol of SHOT).
     random_rotation: in training, rotate about the centre by an angle drawn
-      uniformly from +-this many degrees (corners filled with zeros).
+      uniformly from +-this many degrees (corners filled by `fill`).
+    fill: what translation and rotation put where no pixel was, one of
+      `FILLS`. "zeros" is neutral only on black backgrounds (MNIST, USPS):
+      on a textured or coloured target its black borders are a feature of
+      the augmented target images that the un-augmented ones lack, and
+      target clustering can learn them instead of the content (see the
+      README's hard shift). "reflect" mirrors the image about its edge
+      (`d c b a | a b c d | d c b a`, TF's SYMMETRIC padding and Keras'
+      "reflect" fill).
+    colour_augmentation: one of `COLOUR_AUGMENTATIONS`. "channel_inversion"
+      inverts each channel (`255 - x`) with probability 1/2, independently,
+      before the geometric augmentation: a grey digit, bright on black,
+      becomes any of the 8 saturated stroke/background colour pairs,
+      dark-on-bright included (on a textured target such as MNIST-M the
+      stroke is darker than its background wherever the texture is
+      bright). Grey images replicated to 3 channels are inverted per
+      channel too (`channels` = 3).
   """
   image_size: int
   channels: int = 3
@@ -64,6 +87,8 @@ class ImageTransform:
   random_flip: bool = False
   random_translate: int = 0
   random_rotation: float = 0.0
+  fill: str = "zeros"
+  colour_augmentation: str = "none"
 
   def __post_init__(self):
     if self.image_size <= 0:
@@ -81,6 +106,17 @@ class ImageTransform:
       raise ValueError(
           f"random_rotation must be in [0, 180] degrees, got "
           f"{self.random_rotation!r}")
+    if self.colour_augmentation not in COLOUR_AUGMENTATIONS:
+      raise ValueError(f"colour_augmentation must be one of "
+                       f"{COLOUR_AUGMENTATIONS}, got "
+                       f"{self.colour_augmentation!r}")
+    if self.fill not in FILLS:
+      raise ValueError(f"fill must be one of {FILLS}, got {self.fill!r}")
+    if self.fill == "reflect" and self.random_translate > self.image_size:
+      raise ValueError(
+          f"fill 'reflect' mirrors at most one image side: random_translate "
+          f"{self.random_translate} is larger than image_size "
+          f"{self.image_size}")
 
   @property
   def shape(self):
@@ -106,6 +142,8 @@ class ImageTransform:
       image = self._resize_shorter(image)
       image = tf.image.stateless_random_crop(
           image, self.shape, seed=seed)
+    if self.colour_augmentation == "channel_inversion":
+      image = self._invert_channels(image, seed + 4)
     if self.random_flip:
       image = tf.image.stateless_random_flip_left_right(image, seed=seed + 1)
     if self.random_translate:
@@ -114,9 +152,15 @@ class ImageTransform:
       image = self._rotate(image, seed + 3)
     return tf.ensure_shape(tf.cast(image, tf.float32), self.shape)
 
+  def _invert_channels(self, image, seed):
+    image = tf.cast(image, tf.float32)
+    invert = tf.random.stateless_uniform([self.channels], seed) < 0.5
+    return tf.where(invert, 255.0 - image, image)
+
   def _translate(self, image, seed):
     pad = self.random_translate
-    image = tf.pad(tf.cast(image, tf.float32), [[pad, pad], [pad, pad], [0, 0]])
+    image = tf.pad(tf.cast(image, tf.float32), [[pad, pad], [pad, pad], [0, 0]],
+                   mode="SYMMETRIC" if self.fill == "reflect" else "CONSTANT")
     return tf.image.stateless_random_crop(image, self.shape, seed=seed)
 
   def _rotate(self, image, seed):
@@ -125,7 +169,8 @@ class ImageTransform:
     transform = rotation_transform(angle, self.image_size)
     return keras.ops.image.affine_transform(
         tf.cast(image, tf.float32), transform, interpolation="bilinear",
-        fill_mode="constant", fill_value=0.0, data_format="channels_last")
+        fill_mode="reflect" if self.fill == "reflect" else "constant",
+        fill_value=0.0, data_format="channels_last")
 
   def eval(self, image):
     """Evaluation view: resize (and centre crop), no randomness."""
