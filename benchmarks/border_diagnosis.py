@@ -28,13 +28,13 @@ from absl import flags
 import numpy as np
 
 import benchlib  # noqa: F401  Puts the repository on sys.path.
+from srdc_tf import data_flags
 from srdc_tf import scores as scores_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("run_dir", None, "A finished run's folder (model.keras "
                     "and run_info.json).")
-flags.DEFINE_string("tfds_data_dir", None, "TFDS folder of the run's data.")
-flags.DEFINE_string("data_root", None, "Data root of the run's data.")
+data_flags.define_data_location_flags()
 flags.DEFINE_integer("count", 2000, "Target images to shift.")
 flags.DEFINE_integer("shift", None, "Shift in pixels (default: the run's "
                      "--random_translate).")
