@@ -9,6 +9,7 @@ use them without a conftest.
 import atexit
 import functools
 import os
+import site
 import shutil
 import subprocess
 import sys
@@ -76,10 +77,23 @@ def folder_size(path):
 
 
 def run_python(args, cwd=REPO, timeout=240, isolated=False):
-  """Runs the venv's Python; returns the CompletedProcess (text)."""
+  """Runs the venv's Python; returns the CompletedProcess (text).
+
+  `isolated` (with `args` = `["-c", code]`): a machine where only the
+  dependencies are installed. The venv's site-packages are put on the path
+  without their .pth files (`-S`), so the editable install of this package
+  (a .pth file) does not make srdc_tf importable; `-I` drops the working
+  directory and the environment's paths.
+  """
   env = {key: value for key, value in os.environ.items()
          if key != "PYTHONPATH"}
   env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-  command = [PYTHON] + (["-I"] if isolated else []) + list(args)
+  args = list(args)
+  if isolated:
+    if args[:1] != ["-c"]:
+      raise ValueError(f"isolated runs take ['-c', code], got {args[:1]}")
+    prelude = f"import sys\nsys.path.extend({site.getsitepackages()!r})\n"
+    args = ["-I", "-S", "-c", prelude + args[1]]
+  command = [PYTHON] + args
   return subprocess.run(command, cwd=cwd, env=env, capture_output=True,
                         text=True, timeout=timeout, check=False)

@@ -92,7 +92,7 @@ def test_help_lists_the_binary_s_own_flags_first_and_short(name):
     ("srdc-report", ["--run_dirs=runs/nowhere", "--output=/tmp/t"],
      "error: --run_dirs: no folder 'runs/nowhere'"),
     ("srdc-export", ["--model_dir=/nonexistent", "--export_dir=/tmp/e"],
-     "error: '/nonexistent/model.keras' not found"),
+     "error: --model_dir='/nonexistent' is not a folder"),
     ("srdc-train", ["--source=synthetic:source", "--target=synthetic:target",
                     "--model_dir=/tmp/unused", "--bogus=1"],
      "error: Unknown command line flag 'bogus'"),
