@@ -3,20 +3,14 @@
 # fine-tuned: its last block (--trainable_layers=12, from block_16_expand
 # up, BatchNorm included) trains on activations cached below it for
 # --cached_views views per image; fc1, fc2 and the centres train as in
-# accuracy_office31.sh, whose frozen-feature table this one sits beside.
+# accuracy_office31.sh, whose frozen-feature table this one sits beside and
+# whose loop this is.
 #   SRDC_DATA_ROOT=<folder holding office31/> MOBILENET_WEIGHTS=<file> \
 #     [SEEDS="0 1 2"] [TASKS="a2w d2w w2d a2d d2a w2a"] \
 #     bash benchmarks/accuracy_office31_finetune.sh [runs/office31_finetune] \
 #     [epochs] [flag...]
-source "$(dirname "$0")/runs.sh"
 out=${1:-runs/office31_finetune}
 epochs=${2:-50}
 shift $(( $# > 2 ? 2 : $# ))
-need_office31
-for seed in ${SEEDS:-0 1 2}; do
-  for task in ${TASKS:-a2w d2w w2d a2d d2a w2a}; do
-    office31_run "$task" "$seed" "$out/$task/seed$seed" "$out/feature_cache" \
-      "$epochs" --trainable_layers=12 --with_baseline "$@"
-  done
-done
-"$python" -m srdc_tf.report --run_dirs="$out" --output="$out/table"
+exec bash "$(dirname "$0")/accuracy_office31.sh" "$out" "$epochs" \
+  --trainable_layers=12 "$@"
