@@ -57,6 +57,9 @@ RELEASED_CODE_SWITCHES = ("empty_clusters", "kmeans_labels", "head_init",
 # Views cached per image when only a backbone's top trains (see
 # `models.cut`): the evaluation view and 3 training views (crops and flips).
 DEFAULT_CACHED_VIEWS = 4
+# Views cached per image of a wholly frozen backbone: the evaluation view
+# alone, so the heads train without augmentation (see --cached_views).
+DEFAULT_FROZEN_VIEWS = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +89,7 @@ class RunSettings:
   freeze_backbone: bool = False
   trainable_layers: int = None
   trainable_from: str = None
-  cached_views: int = DEFAULT_CACHED_VIEWS
+  cached_views: int = None
   feature_cache_dir: str = None
   bottleneck_dim: int = 512
   source_only: bool = False
@@ -172,7 +175,15 @@ class RunSettings:
   @property
   def caches_activations(self):
     """Below a trained top, the frozen layers run once per cached view."""
-    return self.trains_top_only and self.cached_views > 0
+    return self.trains_top_only and self.views_per_image > 0
+
+  @property
+  def views_per_image(self):
+    """`--cached_views`, or its default for what the run caches."""
+    if self.cached_views is not None:
+      return self.cached_views
+    return (DEFAULT_CACHED_VIEWS if self.trains_top_only
+            else DEFAULT_FROZEN_VIEWS)
 
   @property
   def backbone_id(self):
@@ -244,9 +255,11 @@ def load_data(settings):
     frozen = backbones.build_backbone(
         settings.backbone, settings.transform.shape, weights=settings.weights,
         trainable=False)
+    # One view keeps the cache of the evaluation view alone (and its key).
+    views = settings.views_per_image if settings.views_per_image > 1 else None
   elif settings.caches_activations:
     split = _split_backbone(settings)
-    frozen, views = split.bottom, settings.cached_views
+    frozen, views = split.bottom, settings.views_per_image
     backbone_id += f":below:{split.cut_layer}"
   else:
     return RunData(source, target, target_eval)
@@ -281,7 +294,9 @@ def _build_model(settings, data):
     backbone = _split_backbone(settings).top
     input_shape = data.source.images.shape[2:]
   elif data.frozen_backbone is not None:
-    backbone, input_shape = None, data.source.images.shape[1:]
+    first_feature_axis = 2 if data.source.cached_views else 1
+    backbone = None
+    input_shape = data.source.images.shape[first_feature_axis:]
   else:
     input_shape = settings.transform.shape
     if settings.trains_top_only:  # --cached_views=0: every step runs it all.

@@ -26,6 +26,11 @@ def check(settings, with_baseline=False):
     raise ValueError(
         f"give one of --trainable_layers={settings.trainable_layers} and "
         f"--trainable_from={settings.trainable_from!r}, not both")
+  if (settings.cached_views == 0 and settings.freeze_backbone
+      and settings.trainable_layers is None and not settings.trainable_from):
+    raise ValueError(
+        "--cached_views=0 needs --trainable_layers or --trainable_from: a "
+        "frozen backbone's features are always cached (give >= 1)")
   for name in ("epochs", "batch_size", "image_size", "bottleneck_dim",
                "min_image_side", "max_image_side"):
     if getattr(settings, name) <= 0:

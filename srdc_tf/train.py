@@ -86,11 +86,14 @@ flags.DEFINE_integer("trainable_layers", None, "Train only this many last "
 flags.DEFINE_string("trainable_from", None, "Like --trainable_layers, by the "
                     "name of the first trainable layer (e.g. "
                     "block_16_expand).")
-flags.DEFINE_integer("cached_views", 4, "With --trainable_layers or "
-                     "--trainable_from: views of each image whose "
-                     "activations at the cut are cached (the evaluation "
-                     "view and augmented training views); 0: no cache, the "
-                     "whole network runs at every step.", lower_bound=0)
+flags.DEFINE_integer("cached_views", None, "Views of each image whose "
+                     "frozen activations are cached: the evaluation view "
+                     "and V - 1 augmented training views (crops and flips), "
+                     "drawn at random as the training augmentation. Default: "
+                     "4 below --trainable_layers / --trainable_from (0 there: "
+                     "no cache, the whole network runs at every step); 1 "
+                     "(the evaluation view alone, no augmentation) with "
+                     "--freeze_backbone.", lower_bound=0)
 flags.DEFINE_string("feature_cache_dir", None, "Where cached backbone "
                     "features live (default: <model_dir>/feature_cache); "
                     "share it between runs of the same data and backbone.")
