@@ -9,6 +9,7 @@ saving may take part in collective operations that every worker must join.
 """
 
 import contextlib
+import dataclasses
 import faulthandler
 import json
 import os
@@ -18,6 +19,8 @@ import sys
 import tempfile
 
 import tensorflow as tf
+
+from srdc_tf.clustering import shards as shards_lib
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
 # Default of --peer_timeout: how long a multi-worker process waits for the
@@ -211,3 +214,64 @@ def write_location(path, strategy=None):
     yield os.path.join(scratch, os.path.basename(os.path.normpath(path)))
   finally:
     shutil.rmtree(scratch, ignore_errors=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class EpochSharding:
+  """How the per-epoch pass splits a domain: one shard per replica in sync.
+
+  Attributes:
+    shard_ids: the shards of this process' replicas.
+    num_shards: shards over every process (the replicas in sync).
+    sum_over_shards: sums a list of this process' per-shard tensors (in
+      `shard_ids` order) over every shard of every process: an all-reduce
+      across replicas and workers, or a local sum for one replica (see
+      `clustering.shards`).
+  """
+  shard_ids: tuple
+  num_shards: int
+  sum_over_shards: object
+
+  def dataset_shards(self, num_examples):
+    """`(shard_id, num_shards)` of each of this process' shards of a domain
+    of `num_examples`, or `[None]` (the whole domain) for one shard."""
+    if self.num_shards == 1:
+      return [None]
+    if num_examples < self.num_shards:
+      raise ValueError(f"a domain of {num_examples} examples cannot give "
+                       f"each of {self.num_shards} replicas one")
+    return [(shard_id, self.num_shards) for shard_id in self.shard_ids]
+
+
+def epoch_sharding(strategy=None):
+  """The `EpochSharding` of a strategy's replicas.
+
+  Args:
+    strategy: a `tf.distribute.Strategy` (default: the current one).
+
+  Returns:
+    An `EpochSharding`; every process of a multi-worker cluster must call
+    its `sum_over_shards` alike (the same calls, the same shapes, in the
+    same order), as any collective.
+  """
+  strategy = strategy or tf.distribute.get_strategy()
+  num_shards = int(strategy.num_replicas_in_sync)
+  if num_shards == 1:
+    return EpochSharding((0,), 1, shards_lib.local_sum)
+  shard_ids = tuple(
+      int(value) for value in strategy.experimental_local_results(
+          strategy.experimental_distribute_values_from_function(
+              lambda context: tf.constant(context.replica_id_in_sync_group))))
+
+  def sum_over_shards(per_shard):
+    if len(per_shard) != len(shard_ids):
+      raise ValueError(f"{len(per_shard)} values for the {len(shard_ids)} "
+                       f"shards of this process")
+    by_shard = dict(zip(shard_ids, per_shard))
+    values = strategy.experimental_distribute_values_from_function(
+        lambda context: tf.identity(
+            by_shard[context.replica_id_in_sync_group]))
+    return tf.convert_to_tensor(strategy.reduce(
+        tf.distribute.ReduceOp.SUM, values, axis=None))
+
+  return EpochSharding(shard_ids, num_shards, sum_over_shards)

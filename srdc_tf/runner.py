@@ -376,9 +376,15 @@ def run(settings, data, strategy, baseline_dir=None):
             eval_batch, transform)))
   epoch_state = None
   if not settings.source_only:
+    sharding = distribute.epoch_sharding(strategy)
+    shards = lambda domain: [  # pylint: disable=g-long-lambda
+        pipeline.eval_dataset(domain, eval_batch, transform, shard=shard)
+        for shard in sharding.dataset_shards(len(domain))]
     epoch_state = callbacks_lib.EpochStateCallback(
         pipeline.eval_dataset(data.source, eval_batch, transform),
         pipeline.eval_dataset(data.target, eval_batch, transform),
+        source_shards=shards(data.source), target_shards=shards(data.target),
+        sum_over_shards=sharding.sum_over_shards,
         epochs=settings.epochs,
         kmeans_iterations=settings.kmeans_iterations,
         spherical_kmeans=settings.spherical_kmeans,

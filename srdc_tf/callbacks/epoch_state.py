@@ -20,13 +20,17 @@ class EpochStateCallback(keras.callbacks.Callback):
   `last_state` and `last_outputs` (source and target `DomainOutputs`) keep
   the latest update for other callbacks (TensorBoard views).
 
-  Under a multi-worker strategy every worker runs this same update on its
-  own, and they must all end with the same state: it is computed from the
-  same weights (the workers apply the same all-reduced gradients, and
-  `SRDCModel` averages BatchNorm moving statistics over replicas) on the
-  same data (the whole domains, not sharded: the datasets are iterated
-  here, not distributed), with deterministic k-means. Bitwise equality
-  needs the same kernels on every worker: run them on the same hardware and
+  The pass can be sharded across replicas and workers (`source_shards`,
+  `target_shards`, `sum_over_shards`; see `distribute.EpochSharding`): each
+  process then embeds only its own shards, the centroids and k-means come
+  from per-cluster sums and counts summed over every shard, and the
+  per-sample tables are gathered (`clustering.compute_sharded_epoch_state`),
+  so every worker assigns the same state without holding the others'
+  features. The state is computed from the same weights everywhere (the
+  workers apply the same all-reduced gradients, and `SRDCModel` averages
+  BatchNorm moving statistics over replicas). Bitwise equality with an
+  unsharded run is not promised (sums over shards round differently), nor
+  between workers' kernels unless they run on the same hardware and
   TensorFlow build, with `--deterministic`.
 
   A run resumed in the middle of an epoch (see `callbacks.backup`) calls
@@ -41,7 +45,8 @@ class EpochStateCallback(keras.callbacks.Callback):
 
   Args:
     source_data: `(image, label, index)` batches of the whole source, no
-      augmentation.
+      augmentation (for other callbacks; the pass reads `source_shards`
+      when given).
     target_data: the same for the target.
     epochs: number of epochs E of the run (for lambda).
     kmeans_iterations: Lloyd iterations per epoch.
@@ -50,15 +55,24 @@ class EpochStateCallback(keras.callbacks.Callback):
     soft_selection: compute source weights (else all 1).
     empty_clusters: "keep" or "zero" (see `compute_epoch_state`).
     kmeans_labels: "final" or "last_iteration" (see `compute_epoch_state`).
+    source_shards: this process' shards of the source, a list of such
+      batches (`pipeline.eval_dataset(..., shard=)`); None: `[source_data]`.
+    target_shards: the same for the target.
+    sum_over_shards: sums per-shard values over every shard of every
+      process (`distribute.EpochSharding.sum_over_shards`).
   """
 
   def __init__(self, source_data, target_data, epochs, kmeans_iterations=5,
                spherical_kmeans=False, centre_init="mean",
                soft_selection=True, empty_clusters="keep",
-               kmeans_labels="final"):
+               kmeans_labels="final", source_shards=None, target_shards=None,
+               sum_over_shards=clustering.local_sum):
     super().__init__()
     self.source_data = source_data
     self.target_data = target_data
+    self.source_shards = list(source_shards or [source_data])
+    self.target_shards = list(target_shards or [target_data])
+    self.sum_over_shards = sum_over_shards
     self.epochs = int(epochs)
     self.kmeans_iterations = int(kmeans_iterations)
     self.spherical_kmeans = bool(spherical_kmeans)
@@ -101,16 +115,21 @@ class EpochStateCallback(keras.callbacks.Callback):
     self._epoch_logs = {"lambda": penalty}
     if model.source_only:
       return
-    # The same on every worker (see the class docstring): each one runs the
-    # inference pass over all the data with its copy of the same weights,
-    # and assigns the result to its own copy of the tables.
-    source = inference.extract(model, self.source_data,
-                               f"epoch {epoch + 1} state: source batches")
-    target = inference.extract(model, self.target_data,
-                               f"epoch {epoch + 1} state: target batches")
-    state = clustering.compute_epoch_state(
-        source.f, source.h, source.labels, target.f, target.h,
-        target.predictions, model.num_classes, first_epoch=epoch == 0,
+    # Each process embeds its own shards (see the class docstring).
+    source = [inference.extract(model, shard,
+                                f"epoch {epoch + 1} state: source batches")
+              for shard in self.source_shards]
+    target = [inference.extract(model, shard,
+                                f"epoch {epoch + 1} state: target batches")
+              for shard in self.target_shards]
+    num_source = int(model.source_weights.shape[0])
+    num_target = int(model.target_pseudo_labels.shape[0])
+    target_shards = [clustering.Shard(out.f, out.h, out.predictions,
+                                      out.indices) for out in target]
+    state = clustering.compute_sharded_epoch_state(
+        [clustering.Shard(out.f, out.h, out.labels, out.indices)
+         for out in source], target_shards, model.num_classes, first_epoch=epoch == 0, num_source=num_source,
+        num_target=num_target, sum_over_shards=self.sum_over_shards,
         kmeans_iterations=self.kmeans_iterations,
         spherical=self.spherical_kmeans, centre_init=self.centre_init,
         soft_selection=self.soft_selection,
@@ -120,19 +139,26 @@ class EpochStateCallback(keras.callbacks.Callback):
     model.centres_h.assign(state.centres_h)
     model.source_weights.assign(state.source_weights)
     self.last_state = state
-    # Kept for views that want this epoch's features without another pass.
-    self.last_outputs = (source, target)
+    # Kept for views that want this epoch's features without another pass
+    # (only this process' shards exist: none when the pass is sharded).
+    whole = len(source) == 1 and len(source[0].labels) == num_source
+    self.last_outputs = (source[0], target[0]) if whole else None
     pseudo = np.asarray(state.pseudo_labels)
+    # The whole target's predictions and labels, in one gather.
+    predictions, labels = np.asarray(clustering.gather_rows(
+        target_shards, [np.stack([out.predictions, out.labels], axis=1)
+                        for out in target],
+        num_target, self.sum_over_shards)).T
     self._epoch_logs.update({
-        "kmeans_agreement": float(np.mean(pseudo == target.predictions)),
+        "kmeans_agreement": float(np.mean(pseudo == predictions)),
         "source_weight_mean": float(np.mean(state.source_weights)),
     })
-    labelled = target.labels >= 0
+    labelled = labels >= 0
     if labelled.any():
       self._epoch_logs["kmeans_accuracy"] = float(
-          np.mean(pseudo[labelled] == target.labels[labelled]))
+          np.mean(pseudo[labelled] == labels[labelled]))
       self._epoch_logs["classifier_accuracy"] = float(np.mean(
-          target.predictions[labelled] == target.labels[labelled]))
+          predictions[labelled] == labels[labelled]))
 
   def on_epoch_end(self, epoch, logs=None):
     if logs is not None:

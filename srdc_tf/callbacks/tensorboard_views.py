@@ -194,12 +194,13 @@ class TensorBoardViews(keras.callbacks.Callback):
     self._last_epoch = epoch
     state = self.epoch_state.last_state
     outputs = self.epoch_state.last_outputs
-    if state is None or outputs is None:  # Source-only: no state to show.
+    if state is None:  # Source-only: no state to show.
       return
     with self._writer.as_default():
       tf.summary.histogram(SOURCE_WEIGHTS_TAG,
                            np.asarray(state.source_weights), step=epoch)
-    self._write_outputs(outputs, step=epoch)
+    if outputs is not None:  # None when the pass was sharded.
+      self._write_outputs(outputs, step=epoch)
 
   def on_train_end(self, logs=None):
     # Not conditioned on `last_outputs`: an epoch resumed from a backup

@@ -4,6 +4,7 @@ import tensorflow as tf
 
 from srdc_tf.clustering import arrays
 from srdc_tf.clustering import distances
+from srdc_tf.clustering import shards as shards_lib
 
 # Up to this many classes a one-hot matmul sums the rows of each class
 # faster than unsorted_segment_sum (a scatter); beyond it the matmul's
@@ -29,7 +30,7 @@ def means_or_fallback(sums, counts, fallback):
   return tf.where((counts == 0)[:, tf.newaxis], fallback, means)
 
 
-def _centroids_graph(features, labels, num_classes, fallback, chunk_size):
+def _sums_graph(features, labels, num_classes, chunk_size):
   chunks = distances.num_chunks(features, chunk_size)
 
   def body(index, sums, counts):
@@ -44,13 +45,23 @@ def _centroids_graph(features, labels, num_classes, fallback, chunk_size):
       (tf.constant(0), tf.zeros([num_classes, tf.shape(features)[1]]),
        tf.zeros([num_classes], tf.int32)),
       parallel_iterations=distances.PARALLEL_CHUNKS)
-  return means_or_fallback(sums, counts, fallback), counts
+  return sums, counts
 
 
-_CENTROIDS = tf.function(_centroids_graph, input_signature=(
+_SUMS = tf.function(_sums_graph, input_signature=(
     tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32),
-    tf.TensorSpec([], tf.int32), tf.TensorSpec([None, None], tf.float32),
-    tf.TensorSpec([], tf.int32)))
+    tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int32)))
+
+
+def feature_class_sums(features, labels, num_classes,
+                       chunk_size=distances.DEFAULT_CHUNK_SIZE):
+  """`([K, D] sums, [K] int32 counts)` of the features of every class,
+  `chunk_size` rows at a time (read in place, see `arrays.as_float32`)."""
+  distances.check_chunk_size(chunk_size)
+  features = arrays.as_float32(features)
+  return _SUMS(features, tf.cast(labels, tf.int32),
+               tf.constant(num_classes, tf.int32),
+               tf.constant(chunk_size, tf.int32))
 
 
 def class_centroids(features, labels, num_classes, fallback=None,
@@ -68,11 +79,31 @@ def class_centroids(features, labels, num_classes, fallback=None,
   Returns:
     `(centroids, counts)`: `[K, D]` float32 and `[K]` int32 tensors.
   """
-  distances.check_chunk_size(chunk_size)
-  features = arrays.as_float32(features)
+  return sharded_class_centroids([features], [labels], num_classes,
+                                 fallback=fallback, chunk_size=chunk_size)
+
+
+def sharded_class_centroids(features, labels, num_classes, fallback=None,
+                            sum_over_shards=shards_lib.local_sum,
+                            chunk_size=distances.DEFAULT_CHUNK_SIZE):
+  """`class_centroids` of samples split into shards, from the shards'
+  summed per-class sums and counts (see `clustering.shards`).
+
+  Args:
+    features: this process' shards' `[n_s, D]` features, a list.
+    labels: their `[n_s]` int labels, a list.
+    num_classes: K.
+    fallback: optional `[K, D]` rows for classes with no sample anywhere.
+    sum_over_shards: sums a per-shard list over every shard.
+    chunk_size: rows summed at a time, > 0.
+
+  Returns:
+    `(centroids, counts)` of all the shards' samples together.
+  """
+  dim = int(arrays.as_float32(features[0]).shape[1])
+  sums, counts = shards_lib.sum_statistics(
+      [feature_class_sums(shard, shard_labels, num_classes, chunk_size)
+       for shard, shard_labels in zip(features, labels)], sum_over_shards)
   if fallback is None:
-    fallback = tf.zeros([num_classes, tf.shape(features)[1]], tf.float32)
-  return _CENTROIDS(features, tf.cast(labels, tf.int32),
-                    tf.constant(num_classes, tf.int32),
-                    tf.cast(fallback, tf.float32),
-                    tf.constant(chunk_size, tf.int32))
+    fallback = tf.zeros([num_classes, dim], tf.float32)
+  return means_or_fallback(sums, counts, tf.cast(fallback, tf.float32)), counts

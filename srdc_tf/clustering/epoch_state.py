@@ -2,11 +2,13 @@
 
 import dataclasses
 
+import numpy as np
 import tensorflow as tf
 
 from srdc_tf.clustering import arrays
 from srdc_tf.clustering import centroids as centroids_lib
 from srdc_tf.clustering import kmeans as kmeans_lib
+from srdc_tf.clustering import shards as shards_lib
 from srdc_tf.clustering import source_weights as source_weights_lib
 
 CENTRE_INITS = ("mean", "target")
@@ -75,6 +77,116 @@ def compute_epoch_state(source_f, source_h, source_labels, target_f, target_h,
   (`arrays.aligned_empty`, what `inference.extract` returns) are read in
   place, never copied; other inputs are converted once.
   """
+  return compute_sharded_epoch_state(
+      [shards_lib.whole(source_f, source_h, source_labels)],
+      [shards_lib.whole(target_f, target_h, target_predictions)],
+      num_classes, first_epoch, num_source=int(np.shape(source_labels)[0]),
+      num_target=int(np.shape(target_predictions)[0]),
+      kmeans_iterations=kmeans_iterations, spherical=spherical,
+      centre_init=centre_init, soft_selection=soft_selection,
+      empty_clusters=empty_clusters, kmeans_labels=kmeans_labels)
+
+
+def compute_sharded_epoch_state(source, target, num_classes, first_epoch,
+                                num_source, num_target,
+                                sum_over_shards=shards_lib.local_sum,
+                                kmeans_iterations=5, spherical=False,
+                                centre_init="mean", soft_selection=True,
+                                empty_clusters="keep", kmeans_labels="final"):
+  """`compute_epoch_state` of samples split into shards.
+
+  Each process passes its own shards; class and cluster centroids come from
+  per-cluster sums and counts summed over every shard (`clustering.shards`),
+  so no process needs another's features, and the per-sample tables are
+  gathered: every process returns the same whole `EpochState`. With one
+  shard per domain it is `compute_epoch_state`.
+
+  Args:
+    source: this process' source `clustering.shards.Shard`s (true labels).
+    target: its target `Shard`s (the classifier's predictions as labels).
+    num_classes: K.
+    first_epoch: see `compute_epoch_state`.
+    num_source: source samples over all shards.
+    num_target: target samples over all shards.
+    sum_over_shards: sums a per-shard list over every shard.
+    kmeans_iterations: Lloyd iterations (as in `compute_epoch_state`).
+    spherical: spherical instead of Euclidean k-means.
+    centre_init: "mean" or "target".
+    soft_selection: compute source weights; all ones when False.
+    empty_clusters: "keep" or "zero".
+    kmeans_labels: "final" or "last_iteration".
+
+  Returns:
+    An `EpochState` of the whole domains.
+  """
+  _check_settings(centre_init, empty_clusters, kmeans_labels)
+  # Converted once (shared, not copied, when aligned: `clustering.arrays`).
+  features = {(domain, level): [arrays.as_float32(getattr(shard, level))
+                                for shard in shards]
+              for domain, shards in (("source", source), ("target", target))
+              for level in ("f", "h")}
+  source_labels = [tf.cast(shard.labels, tf.int32) for shard in source]
+  target_predictions = [tf.cast(shard.labels, tf.int32) for shard in target]
+  reduce = dict(sum_over_shards=sum_over_shards)
+  centres = {}
+  pseudo_labels = None
+  target_centroids_f = source_centroids_f = None
+  for level in ("f", "h"):
+    src, tgt = features["source", level], features["target", level]
+    source_centroids, _ = centroids_lib.sharded_class_centroids(
+        src, source_labels, num_classes, **reduce)
+    if first_epoch:
+      initial = source_centroids
+    else:
+      # Classes the classifier never predicts fall back to the source mean
+      # (or to zero).
+      initial, _ = centroids_lib.sharded_class_centroids(
+          tgt, target_predictions, num_classes,
+          fallback=None if empty_clusters == "zero" else source_centroids,
+          **reduce)
+    last_iteration = (kmeans_labels == "last_iteration" and not spherical
+                      and kmeans_iterations > 0)
+    assignments, target_centroids = kmeans_lib.sharded_kmeans(
+        tgt, initial, kmeans_iterations - 1 if last_iteration
+        else kmeans_iterations, spherical, empty_clusters=empty_clusters,
+        **reduce)
+    if last_iteration:
+      # `assignments` are then the last iteration's; its update follows.
+      target_centroids, _ = centroids_lib.sharded_class_centroids(
+          tgt, assignments, num_classes,
+          fallback=None if empty_clusters == "zero" else target_centroids,
+          **reduce)
+    if spherical:
+      # Spherical centres are unit directions; the learnable centres live in
+      # the unnormalised feature space, so take the clusters' plain means.
+      target_centroids, _ = centroids_lib.sharded_class_centroids(
+          tgt, assignments, num_classes, fallback=initial, **reduce)
+    if centre_init == "mean":
+      centres[level] = (target_centroids + source_centroids) / 2.0
+    else:
+      centres[level] = target_centroids
+    if level == "f":
+      pseudo_labels = shards_lib.gather_rows(target, assignments, num_target,
+                                             sum_over_shards)
+      target_centroids_f = target_centroids
+      source_centroids_f = source_centroids
+  if first_epoch or not soft_selection:
+    weights = tf.ones([num_source], tf.float32)
+  else:
+    weights = shards_lib.gather_rows(source, [
+        source_weights_lib.source_weights(f, labels, target_centroids_f)
+        for f, labels in zip(features["source", "f"], source_labels)],
+                                     num_source, sum_over_shards)
+  return EpochState(
+      pseudo_labels=pseudo_labels,
+      centres_f=centres["f"],
+      centres_h=centres["h"],
+      source_weights=weights,
+      target_centroids_f=target_centroids_f,
+      source_centroids_f=source_centroids_f)
+
+
+def _check_settings(centre_init, empty_clusters, kmeans_labels):
   if centre_init not in CENTRE_INITS:
     raise ValueError(
         f"centre_init must be one of {CENTRE_INITS}, got {centre_init!r}")
@@ -84,58 +196,3 @@ def compute_epoch_state(source_f, source_h, source_labels, target_f, target_h,
   if kmeans_labels not in KMEANS_LABELS:
     raise ValueError(f"kmeans_labels must be one of {KMEANS_LABELS}, got "
                      f"{kmeans_labels!r}")
-  source_f, source_h, target_f, target_h = map(
-      arrays.as_float32, (source_f, source_h, target_f, target_h))
-  source_labels = tf.cast(source_labels, tf.int32)
-  target_predictions = tf.cast(target_predictions, tf.int32)
-  centres = {}
-  pseudo_labels = None
-  target_centroids_f = source_centroids_f = None
-  for level, (src, tgt) in {"f": (source_f, target_f),
-                            "h": (source_h, target_h)}.items():
-    source_centroids, _ = centroids_lib.class_centroids(
-        src, source_labels, num_classes)
-    if first_epoch:
-      initial = source_centroids
-    else:
-      # Classes the classifier never predicts fall back to the source mean
-      # (or to zero).
-      initial, _ = centroids_lib.class_centroids(
-          tgt, target_predictions, num_classes,
-          fallback=None if empty_clusters == "zero" else source_centroids)
-    last_iteration = (kmeans_labels == "last_iteration" and not spherical
-                      and kmeans_iterations > 0)
-    assignments, target_centroids = kmeans_lib.kmeans(
-        tgt, initial, kmeans_iterations - 1 if last_iteration
-        else kmeans_iterations, spherical, empty_clusters=empty_clusters)
-    if last_iteration:
-      # `assignments` are then the last iteration's; its update follows.
-      target_centroids, _ = centroids_lib.class_centroids(
-          tgt, assignments, num_classes,
-          fallback=None if empty_clusters == "zero" else target_centroids)
-    if spherical:
-      # Spherical centres are unit directions; the learnable centres live in
-      # the unnormalised feature space, so take the clusters' plain means.
-      target_centroids, _ = centroids_lib.class_centroids(
-          tgt, assignments, num_classes, fallback=initial)
-    if centre_init == "mean":
-      centres[level] = (target_centroids + source_centroids) / 2.0
-    else:
-      centres[level] = target_centroids
-    if level == "f":
-      pseudo_labels = assignments
-      target_centroids_f = target_centroids
-      source_centroids_f = source_centroids
-  num_source = tf.shape(source_f)[0]
-  if first_epoch or not soft_selection:
-    weights = tf.ones([num_source], tf.float32)
-  else:
-    weights = source_weights_lib.source_weights(source_f, source_labels,
-                                                target_centroids_f)
-  return EpochState(
-      pseudo_labels=pseudo_labels,
-      centres_f=centres["f"],
-      centres_h=centres["h"],
-      source_weights=weights,
-      target_centroids_f=target_centroids_f,
-      source_centroids_f=source_centroids_f)

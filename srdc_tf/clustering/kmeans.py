@@ -5,61 +5,51 @@ import tensorflow as tf
 from srdc_tf.clustering import arrays
 from srdc_tf.clustering import centroids as centroids_lib
 from srdc_tf.clustering import distances
+from srdc_tf.clustering import shards as shards_lib
 
 
-def _lloyd_graph(features, centres, iterations, chunk_size, zero_empty,
-                 spherical):
-  """Lloyd's iterations as graph ops: one pass over the features per
-  iteration (nearest centres and per-cluster sums, chunk by chunk), then
-  one for the final assignment."""
-  if spherical:
-    centres = distances.l2_normalize(centres)
+def _cluster_sums_graph(features, centres, chunk_size, spherical):
+  """One pass over the features: each row's nearest centre, summed per
+  cluster chunk by chunk, as `([K, D] sums, [K] int32 counts)`."""
   num_clusters = tf.shape(centres)[0]
   chunks = distances.num_chunks(features, chunk_size)
+  prepared, norms = distances.prepare_centres(centres, spherical)
 
-  def iteration(step, centres):
-    prepared, norms = distances.prepare_centres(centres, spherical)
+  def chunk(index, sums, counts):
+    rows = distances.chunk_rows(features, chunk_size, index, spherical)
+    assignments = distances.assign_chunk(rows, prepared, norms, spherical)
+    chunk_sums, chunk_counts = centroids_lib.class_sums(
+        rows, assignments, num_clusters)
+    return index + 1, sums + chunk_sums, counts + chunk_counts
 
-    def chunk(index, sums, counts):
-      rows = distances.chunk_rows(features, chunk_size, index, spherical)
-      assignments = distances.assign_chunk(rows, prepared, norms, spherical)
-      chunk_sums, chunk_counts = centroids_lib.class_sums(
-          rows, assignments, num_clusters)
-      return index + 1, sums + chunk_sums, counts + chunk_counts
-
-    _, sums, counts = tf.while_loop(
-        lambda index, *_: index < chunks, chunk,
-        (tf.constant(0), tf.zeros_like(centres),
-         tf.zeros([num_clusters], tf.int32)),
-        parallel_iterations=distances.PARALLEL_CHUNKS)
-    # A cluster that lost every sample keeps its previous centre, or becomes
-    # the zero vector (the released code's `sums / (counts + eps)`).
-    fallback = tf.where(zero_empty, tf.zeros_like(centres), centres)
-    updated = centroids_lib.means_or_fallback(sums, counts, fallback)
-    if spherical:
-      updated = distances.l2_normalize(updated)
-    return step + 1, updated
-
-  _, centres = tf.while_loop(lambda step, _: step < iterations, iteration,
-                             (tf.constant(0), centres))
-  assignments = distances.nearest_centre_graph(features, centres, chunk_size,
-                                               spherical)
-  return assignments, centres
+  _, sums, counts = tf.while_loop(
+      lambda index, *_: index < chunks, chunk,
+      (tf.constant(0), tf.zeros_like(centres),
+       tf.zeros([num_clusters], tf.int32)),
+      parallel_iterations=distances.PARALLEL_CHUNKS)
+  return sums, counts
 
 
-_LLOYD = {
+_CLUSTER_SUMS = {
     spherical: tf.function(
-        lambda f, c, iterations, size, zero, spherical=spherical: (
-            _lloyd_graph(f, c, iterations, size, zero, spherical)),
+        lambda f, c, size, spherical=spherical: _cluster_sums_graph(
+            f, c, size, spherical),
         input_signature=(tf.TensorSpec([None, None], tf.float32),
                          tf.TensorSpec([None, None], tf.float32),
-                         tf.TensorSpec([], tf.int32),
-                         tf.TensorSpec([], tf.int32),
-                         tf.TensorSpec([], tf.bool)))
+                         tf.TensorSpec([], tf.int32)))
     for spherical in (False, True)}
 
 
 EMPTY_CLUSTERS = ("keep", "zero")
+
+
+def _check_settings(iterations, chunk_size, empty_clusters):
+  if iterations < 0:
+    raise ValueError(f"iterations must be >= 0, got {iterations!r}")
+  distances.check_chunk_size(chunk_size)
+  if empty_clusters not in EMPTY_CLUSTERS:
+    raise ValueError(f"empty_clusters must be one of {EMPTY_CLUSTERS}, got "
+                     f"{empty_clusters!r}")
 
 
 def kmeans(features, initial_centres, iterations=5, spherical=False,
@@ -91,19 +81,57 @@ def kmeans(features, initial_centres, iterations=5, spherical=False,
     `[K, D]` float32 centres (the assignment of the last round is redone
     against the final centres, so the two agree).
   """
-  if iterations < 0:
-    raise ValueError(f"iterations must be >= 0, got {iterations!r}")
-  distances.check_chunk_size(chunk_size)
-  if empty_clusters not in EMPTY_CLUSTERS:
-    raise ValueError(f"empty_clusters must be one of {EMPTY_CLUSTERS}, got "
-                     f"{empty_clusters!r}")
+  _check_settings(iterations, chunk_size, empty_clusters)
   features = arrays.as_float32(features)
-  centres = tf.cast(initial_centres, tf.float32)
   if int(features.shape[0]) == 0:
+    centres = tf.cast(initial_centres, tf.float32)
+    return tf.zeros([0], tf.int32), (distances.l2_normalize(centres)
+                                     if spherical else centres)
+  assignments, centres = sharded_kmeans(
+      [features], initial_centres, iterations, spherical,
+      chunk_size=chunk_size, empty_clusters=empty_clusters)
+  return assignments[0], centres
+
+
+def sharded_kmeans(features, initial_centres, iterations=5, spherical=False,
+                   sum_over_shards=shards_lib.local_sum,
+                   chunk_size=distances.DEFAULT_CHUNK_SIZE,
+                   empty_clusters="keep"):
+  """`kmeans` of samples split into shards: every iteration sums each
+  shard's per-cluster sums and counts over all shards (see
+  `clustering.shards`), so every process moves the centres alike and holds
+  only its own shards' samples.
+
+  Args:
+    features: this process' shards' `[n_s, D]` features, a list.
+    initial_centres: `[K, D]` tensor, the same on every process.
+    iterations: number of assign-update rounds, >= 0.
+    spherical: use cosine similarity and unit-norm centres.
+    sum_over_shards: sums a per-shard list over every shard.
+    chunk_size: rows per distance chunk (bounds peak memory).
+    empty_clusters: "keep" or "zero", the new centre of an empty cluster.
+
+  Returns:
+    `(assignments, centres)`: a list of each shard's `[n_s]` int32
+    assignment, and the `[K, D]` float32 centres of all samples.
+  """
+  _check_settings(iterations, chunk_size, empty_clusters)
+  features = [arrays.as_float32(shard) for shard in features]
+  centres = tf.cast(initial_centres, tf.float32)
+  if spherical:
+    centres = distances.l2_normalize(centres)
+  size = tf.constant(chunk_size, tf.int32)
+  for _ in range(iterations):
+    sums, counts = shards_lib.sum_statistics(
+        [_CLUSTER_SUMS[bool(spherical)](shard, centres, size)
+         for shard in features], sum_over_shards)
+    # A cluster that lost every sample keeps its previous centre, or becomes
+    # the zero vector (the released code's `sums / (counts + eps)`).
+    fallback = (tf.zeros_like(centres) if empty_clusters == "zero"
+                else centres)
+    centres = centroids_lib.means_or_fallback(sums, counts, fallback)
     if spherical:
       centres = distances.l2_normalize(centres)
-    return tf.zeros([0], tf.int32), centres
-  return _LLOYD[bool(spherical)](features, centres,
-                                 tf.constant(iterations, tf.int32),
-                                 tf.constant(chunk_size, tf.int32),
-                                 tf.constant(empty_clusters == "zero"))
+  assignments = [distances.nearest_centre(shard, centres, spherical,
+                                          chunk_size) for shard in features]
+  return assignments, centres

@@ -147,7 +147,7 @@ def train_dataset(source, target, batch_size, transform, seed=0,
       pair, num_parallel_calls=AUTOTUNE, deterministic=True).prefetch(AUTOTUNE))
 
 
-def eval_dataset(domain, batch_size, transform):
+def eval_dataset(domain, batch_size, transform, shard=None):
   """`(image, label, index)` batches of a domain in index order, no
   augmentation.
 
@@ -155,6 +155,8 @@ def eval_dataset(domain, batch_size, transform):
     domain: a `Domain`.
     batch_size: batch size, > 0.
     transform: `ImageTransform`, or None for feature domains.
+    shard: None, or `(shard_id, num_shards)`: only the examples whose index
+      is `shard_id` modulo `num_shards`, chosen before any is loaded.
 
   Returns:
     A finite `tf.data.Dataset`. Iterated directly (the per-epoch inference
@@ -172,7 +174,14 @@ def eval_dataset(domain, batch_size, transform):
       return tf.cast(item, tf.float32), label, index
     return transform.eval(item), label, index
 
-  return _shard_by_data(domain.records().map(
+  records = domain.records()
+  if shard is not None:
+    shard_id, num_shards = shard
+    if not 0 <= shard_id < num_shards:
+      raise ValueError(f"shard must be (shard_id, num_shards) with 0 <= "
+                       f"shard_id < num_shards, got {shard!r}")
+    records = records.shard(num_shards, shard_id)
+  return _shard_by_data(records.map(
       load, num_parallel_calls=AUTOTUNE, deterministic=True).batch(
           batch_size).prefetch(AUTOTUNE))
 

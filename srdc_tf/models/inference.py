@@ -16,6 +16,7 @@ class DomainOutputs:
   h: np.ndarray
   logits: np.ndarray
   labels: np.ndarray
+  indices: np.ndarray = None  # Each row's index in its domain.
 
   @property
   def predictions(self):
@@ -32,9 +33,8 @@ def extract(model, dataset, label=None):
   worker's copy, which holds the same values on every worker (the same
   all-reduced updates; BatchNorm moving statistics averaged over replicas
   by `SRDCModel.train_step`). `dataset` is iterated as is, never
-  distributed, so each worker reads all of it: every worker computes the
-  same outputs, and the per-epoch state is computed identically
-  everywhere.
+  distributed: the whole domain, or the shard of it that this process
+  embeds (`pipeline.eval_dataset(..., shard=)`).
 
   Args:
     model: an `SRDCModel`.
@@ -43,7 +43,7 @@ def extract(model, dataset, label=None):
       2); None: no progress.
 
   Returns:
-    A `DomainOutputs`.
+    A `DomainOutputs`, with the `indices` of its rows in the domain.
   """
   embed = getattr(model, "_srdc_embed_fn", None)
   if embed is None:
@@ -78,4 +78,4 @@ def extract(model, dataset, label=None):
       outputs[key][rank[start:start + len(batch)]] = batch
       start += len(batch)
     batches.clear()
-  return DomainOutputs(**outputs)
+  return DomainOutputs(**outputs, indices=np.sort(indices).astype(np.int32))
