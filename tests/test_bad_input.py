@@ -74,6 +74,8 @@ def test_unknown_backbone_is_refused(tmp_path):
     (["--image_size=24", "--backbone=mobilenet_v2"],
      "--image_size=24 is too small for --backbone=mobilenet_v2"),
     (["--resize_size=12"], "--resize_size=12 is smaller than --image_size=16"),
+    (["--freeze_backbone", "--cached_views=0"],
+     "--cached_views=0 needs --trainable_layers or --trainable_from"),
 ])
 def test_bad_settings_are_refused_before_any_work(flags, message, tmp_path):
   model_dir = tmp_path / "run"

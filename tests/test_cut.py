@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import run_testlib
+from srdc_tf import runner
 from srdc_tf.data import domain as domain_lib
 from srdc_tf.data import feature_cache
 from srdc_tf.data import pipeline
@@ -213,17 +214,38 @@ def test_cache_key_covers_views_and_cut():
   assert len(keys) == 9
 
 
+@pytest.mark.parametrize("flags, views", [
+    ({"freeze_backbone": True}, 1),
+    ({"freeze_backbone": True, "cached_views": 3}, 3),
+    ({"trainable_layers": 2}, runner.DEFAULT_CACHED_VIEWS),
+    ({"trainable_layers": 2, "cached_views": 0}, 0),
+])
+def test_views_per_image_default_to_what_the_run_caches(flags, views):
+  settings = runner.RunSettings(source="synthetic:source",
+                                target="synthetic:target", model_dir="unused",
+                                **flags)
+  assert settings.views_per_image == views
+
+
 @pytest.mark.e2e
-def test_trained_top_exports_the_whole_network(tmp_path):
+@pytest.mark.parametrize("trained_part, heads_only", [
+    ("--trainable_layers=2", False),
+    # A frozen backbone's cached views train the heads alone.
+    ("--freeze_backbone", True),
+])
+def test_a_run_on_cached_views_exports_the_whole_network(
+    tmp_path, trained_part, heads_only):
   model_dir, export_dir = tmp_path / "run", tmp_path / "export"
   result = run_testlib.train(
-      *run_testlib.TINY_RUN, "--epochs=2", "--trainable_layers=2",
+      *run_testlib.TINY_RUN, "--epochs=2", trained_part,
       "--cached_views=2", "--random_translate=2", f"--model_dir={model_dir}",
       f"--export_dir={export_dir}")
   assert result.returncode == 0, result.stderr[-4000:]
   cache = os.listdir(model_dir / "feature_cache")
   assert len(cache) == 2, cache  # Source and target, 2 views each.
-  assert not (model_dir / "backbone.keras").exists()
+  for name in cache:
+    assert np.load(model_dir / "feature_cache" / name).shape[1] == 2, name
+  assert (model_dir / "backbone.keras").exists() == heads_only
   with open(model_dir / "run_info.json") as f:
     trained = json.load(f)["target_accuracy"]
   # The export and model.keras take raw images and score as the run did.
