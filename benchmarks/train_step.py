@@ -13,6 +13,8 @@ runs) as a tf.function on `--inference_batch` images.
   python benchmarks/train_step.py --backbone=resnet50 --image_size=224 \
       --batch_size=16 --precisions=float32,mixed_bfloat16
   python benchmarks/train_step.py --strategy=mirrored --num_cpu_devices=2
+  python benchmarks/train_step.py --precisions=float32 \
+      --batch_norms=fused,keras
 """
 
 from absl import app
@@ -28,6 +30,9 @@ flags.DEFINE_integer("batch_size", 16, "Images per domain per step (the "
                      "step sees twice this many).")
 flags.DEFINE_list("precisions", ["float32", "mixed_bfloat16"],
                   "Precisions to compare (float32, mixed_bfloat16).")
+flags.DEFINE_list("batch_norms", ["fused"], "BatchNorm kernels to compare "
+                  "(fused: TensorFlow's fused kernel, the default of "
+                  "srdc_tf.train; keras: Keras' own ops).")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored"],
                   "Distribution strategy.")
 flags.DEFINE_integer("num_cpu_devices", 2, "Logical CPUs of --strategy="
@@ -42,7 +47,7 @@ flags.DEFINE_integer("inference_steps", 2, "Timed inference batches per "
 flags.DEFINE_integer("num_classes", 31, "K.")
 
 
-def _model(precision, strategy):
+def _model(precision, batch_norm, strategy):
   import keras  # pylint: disable=g-import-not-at-top
   from srdc_tf.models import backbones  # pylint: disable=g-import-not-at-top
   from srdc_tf.models import precision as precision_lib  # pylint: disable=g-import-not-at-top
@@ -51,7 +56,8 @@ def _model(precision, strategy):
   shape = (FLAGS.image_size, FLAGS.image_size, channels)
   with strategy.scope(), precision_lib.dtype_policy(precision):
     model = srdc_model.SRDCModel(
-        backbones.build_backbone(FLAGS.backbone, shape),
+        backbones.build_backbone(FLAGS.backbone, shape,
+                                 fused_batch_norm=batch_norm == "fused"),
         num_classes=FLAGS.num_classes, input_shape=shape,
         num_source_examples=1024, num_target_examples=1024,
         backbone_lr_multiplier=0.1)
@@ -82,41 +88,43 @@ def main(argv):
       FLAGS.strategy,
       FLAGS.num_cpu_devices if FLAGS.strategy == "mirrored" else 0)
   models, first, steps, inference = {}, {}, {}, {}
-  for precision in FLAGS.precisions:
-    models[precision], shape = _model(precision, strategy)
+  variants = [(precision, batch_norm) for precision in FLAGS.precisions
+              for batch_norm in FLAGS.batch_norms]
+  for variant in variants:
+    models[variant], shape = _model(*variant, strategy)
     batch = benchlib.synthetic_train_batch(shape, FLAGS.batch_size,
                                            FLAGS.num_classes)  # The same.
-    warmup = benchlib.train_step_durations(models[precision], batch,
+    warmup = benchlib.train_step_durations(models[variant], batch,
                                            FLAGS.warmup_steps)
-    first[precision], steps[precision], inference[precision] = (
-        warmup[0], [], [])
-  # Precisions take turns, round after round, so that a change in the
-  # load of a shared machine hits them alike.
+    first[variant], steps[variant], inference[variant] = warmup[0], [], []
+  # Variants take turns, round after round, so that a change in the load
+  # of a shared machine hits them alike.
   for round_ in range(FLAGS.rounds):
-    for precision, model in models.items():
-      steps[precision] += benchlib.train_step_durations(model, batch,
-                                                        FLAGS.steps)
-      inference[precision].append(_inference_seconds(model, shape))
-      print(f"round {round_}, {precision}: step "
-            f"{benchlib.median(steps[precision]):.3f} s", flush=True)
+    for variant, model in models.items():
+      steps[variant] += benchlib.train_step_durations(model, batch,
+                                                      FLAGS.steps)
+      inference[variant].append(_inference_seconds(model, shape))
+      print(f"round {round_}, {'/'.join(variant)}: step "
+            f"{benchlib.median(steps[variant]):.3f} s", flush=True)
   rows, baseline = [], None
-  for precision in FLAGS.precisions:
-    step, best = benchlib.median(steps[precision]), min(steps[precision])
+  for variant in variants:
+    step, best = benchlib.median(steps[variant]), min(steps[variant])
     train_rate = 2 * FLAGS.batch_size / step
     best_rate = 2 * FLAGS.batch_size / best
-    infer_rate = FLAGS.inference_batch / benchlib.median(inference[precision])
+    infer_rate = FLAGS.inference_batch / benchlib.median(inference[variant])
     baseline = baseline or (train_rate, best_rate, infer_rate)
-    rows.append([precision, f"{FLAGS.batch_size} + {FLAGS.batch_size}",
+    rows.append([variant[0], variant[1],
+                 f"{FLAGS.batch_size} + {FLAGS.batch_size}",
                  f"{strategy.num_replicas_in_sync}", step, train_rate,
                  f"{train_rate / baseline[0]:.2f}x", best_rate,
-                 f"{best_rate / baseline[1]:.2f}x", first[precision],
+                 f"{best_rate / baseline[1]:.2f}x", first[variant],
                  infer_rate, f"{infer_rate / baseline[2]:.2f}x"])
   report.table(
-      ["precision", "batch (source + target)", "replicas", "step s (median)",
+      ["precision", "batch norm", "batch (source + target)", "replicas", "step s (median)",
        "train images/s", "vs row 1", "best step images/s", "vs row 1",
        "first step s (trace)", "inference images/s", "vs row 1"], rows,
       caption=f"Median (and fastest) of {FLAGS.rounds} x {FLAGS.steps} "
-      f"steps after {FLAGS.warmup_steps} warm-up steps, the precisions "
+      f"steps after {FLAGS.warmup_steps} warm-up steps, the variants "
       f"taking turns; inference: median of {FLAGS.rounds} x "
       f"{FLAGS.inference_steps} batches of {FLAGS.inference_batch}. On a "
       "shared machine other processes only ever add time: the fastest step "

@@ -126,6 +126,7 @@ class RunSettings:
   checkpoint_every_steps: int = 500
   worker_weights_dir: str = None
   precision: str = "float32"
+  fused_batch_norm: bool = True
   select_by: str = selection.DEFAULT_SELECT_BY
   on_collapse: str = "warn"
 
@@ -193,6 +194,9 @@ class RunSettings:
       # Other weights written to the same file are other features.
       status = os.stat(self.weights)
       backbone_id += f":{status.st_size}:{status.st_mtime_ns}"
+    if self.fused_batch_norm and self.backbone != "lenet":
+      # Its features differ from Keras' BatchNorm ops' by round-off.
+      backbone_id += ":fused_batch_norm"
     return backbone_id
 
   @property
@@ -254,7 +258,7 @@ def load_data(settings):
   if settings.caches_features:
     frozen = backbones.build_backbone(
         settings.backbone, settings.transform.shape, weights=settings.weights,
-        trainable=False)
+        trainable=False, fused_batch_norm=settings.fused_batch_norm)
     # One view keeps the cache of the evaluation view alone (and its key).
     views = settings.views_per_image if settings.views_per_image > 1 else None
   elif settings.caches_activations:
@@ -278,7 +282,8 @@ def _split_backbone(settings):
   return cut.split_backbone(
       settings.backbone, settings.transform.shape, weights=settings.weights,
       trainable_layers=settings.trainable_layers,
-      trainable_from=settings.trainable_from)
+      trainable_from=settings.trainable_from,
+      fused_batch_norm=settings.fused_batch_norm)
 
 
 def build_model(settings, data):
@@ -305,7 +310,8 @@ def _build_model(settings, data):
     else:
       backbone = backbones.build_backbone(
           settings.backbone, input_shape, weights=settings.weights,
-          trainable=not settings.freeze_backbone)
+          trainable=not settings.freeze_backbone,
+          fused_batch_norm=settings.fused_batch_norm)
   return srdc_model.SRDCModel(
       backbone, num_classes=data.source.num_classes, input_shape=input_shape,
       num_source_examples=len(data.source),

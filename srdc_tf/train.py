@@ -190,6 +190,11 @@ flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16"],
                   "bfloat16 with float32 weights (faster on CPUs with "
                   "AVX512-BF16/AMX); losses, logits, centres and the "
                   "per-epoch state stay float32.")
+flags.DEFINE_boolean("fused_batch_norm", True, "The BatchNorm layers of "
+                     "resnet50 and mobilenet_v2 run TensorFlow's fused "
+                     "kernel (the same math as Keras' layer, to float32 "
+                     "round-off, and about twice as fast on a CPU); "
+                     "--nofused_batch_norm: Keras' own ops.")
 flags.DEFINE_boolean("force_precision", False, "Run --precision="
                      "mixed_bfloat16 also on a CPU without native bfloat16, "
                      "where it is slower than float32.")

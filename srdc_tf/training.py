@@ -88,12 +88,13 @@ def train(settings, with_baseline=False, overwrite=False,
           settings.backbone, settings.transform.shape,
           weights=None if settings.weights == "imagenet" else settings.weights,
           trainable_layers=settings.trainable_layers,
-          trainable_from=settings.trainable_from)
+          trainable_from=settings.trainable_from, fused_batch_norm=False)
     elif settings.weights not in (None, "", "none", "imagenet"):
       # A weights file of another architecture fails now, not after the
       # data is loaded and checked.
       backbones.build_backbone(settings.backbone, settings.transform.shape,
-                               weights=settings.weights)
+                               weights=settings.weights,
+                               fused_batch_norm=False)
     finished = runner.finished_result(settings)
     data = None
     if not finished:

@@ -97,7 +97,7 @@ def resolve_trainable_layers(body, trainable_layers=None, trainable_from=None):
 
 
 def split_backbone(name, input_shape, weights=None, trainable_layers=None,
-                   trainable_from=None):
+                   trainable_from=None, fused_batch_norm=True):
   """Builds a backbone and splits it below its last trainable layers.
 
   Args:
@@ -106,6 +106,7 @@ def split_backbone(name, input_shape, weights=None, trainable_layers=None,
     weights: as `backbones.build_body`.
     trainable_layers: the number of last layers that train, or None.
     trainable_from: the name of the first layer that trains, or None.
+    fused_batch_norm: as `backbones.build_body`.
 
   Returns:
     A `CutBackbone`.
@@ -115,7 +116,8 @@ def split_backbone(name, input_shape, weights=None, trainable_layers=None,
       values of `--trainable_layers` that are), or as
       `resolve_trainable_layers`.
   """
-  body, mode = backbones.build_body(name, input_shape, weights)
+  body, mode = backbones.build_body(name, input_shape, weights,
+                                    fused_batch_norm)
   count = resolve_trainable_layers(body, trainable_layers, trainable_from)
   index = len(body.layers) - count
   top = _top_at(body, index)
