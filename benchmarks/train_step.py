@@ -14,7 +14,8 @@ runs) as a tf.function on `--inference_batch` images.
       --batch_size=16 --precisions=float32,mixed_bfloat16
   python benchmarks/train_step.py --strategy=mirrored --num_cpu_devices=2
   python benchmarks/train_step.py --precisions=float32 \
-      --batch_norms=fused,keras
+      --batch_norms=fused,keras --torch_python=.torch-venv/bin/python \
+      --torch_reference=torch_reference_step.py
 """
 
 from absl import app
@@ -33,6 +34,17 @@ flags.DEFINE_list("precisions", ["float32", "mixed_bfloat16"],
 flags.DEFINE_list("batch_norms", ["fused"], "BatchNorm kernels to compare "
                   "(fused: TensorFlow's fused kernel, the default of "
                   "srdc_tf.train; keras: Keras' own ops).")
+flags.DEFINE_string("torch_reference", None, "A PyTorch script of the same "
+                    "step that takes --batch_size, --image_size, --steps and "
+                    "--threads and prints 'images/s median step: X; fastest "
+                    "step: Y' (e.g. one written against the released code): "
+                    "run once per round, in turn with the variants, and "
+                    "compared with the first variant.")
+flags.DEFINE_string("torch_python", None, "The Python that runs "
+                    "--torch_reference (a venv with torch; default: this "
+                    "one).")
+flags.DEFINE_integer("threads", 2, "Threads of the --torch_reference runs "
+                     "(TensorFlow uses its default, every core).")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored"],
                   "Distribution strategy.")
 flags.DEFINE_integer("num_cpu_devices", 2, "Logical CPUs of --strategy="
@@ -78,8 +90,30 @@ def _inference_seconds(model, shape):
       FLAGS.inference_steps)
 
 
+def _torch_rates():
+  """`(median, fastest)` images/s of one --torch_reference run."""
+  import re  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  result = subprocess.run(
+      [FLAGS.torch_python or sys.executable, FLAGS.torch_reference,
+       f"--batch_size={FLAGS.batch_size}", f"--image_size={FLAGS.image_size}",
+       f"--steps={FLAGS.steps + 2}", f"--threads={FLAGS.threads}"],
+      capture_output=True, text=True, check=False)
+  found = re.search(r"median step: ([\d.]+); fastest step: ([\d.]+)",
+                    result.stdout)
+  if result.returncode or not found:
+    raise RuntimeError(f"--torch_reference={FLAGS.torch_reference!r} failed "
+                       f"(status {result.returncode}): "
+                       f"{(result.stderr or result.stdout)[-800:]}")
+  return float(found.group(1)), float(found.group(2))
+
+
 def main(argv):
   del argv
+  if FLAGS.torch_reference and FLAGS.backbone != "resnet50":
+    raise app.UsageError(f"--torch_reference times a ResNet-50 step: give "
+                         f"--backbone=resnet50, not {FLAGS.backbone!r}")
   report = benchlib.Report(
       f"Training step and inference: {FLAGS.backbone} at "
       f"{FLAGS.image_size}, strategy {FLAGS.strategy}")
@@ -99,7 +133,12 @@ def main(argv):
     first[variant], steps[variant], inference[variant] = warmup[0], [], []
   # Variants take turns, round after round, so that a change in the load
   # of a shared machine hits them alike.
+  torch_runs = []
   for round_ in range(FLAGS.rounds):
+    if FLAGS.torch_reference:
+      torch_runs.append(_torch_rates())
+      print(f"round {round_}, torch reference: {torch_runs[-1][0]:.2f} "
+            f"images/s", flush=True)
     for variant, model in models.items():
       steps[variant] += benchlib.train_step_durations(model, batch,
                                                       FLAGS.steps)
@@ -119,6 +158,17 @@ def main(argv):
                  f"{train_rate / baseline[0]:.2f}x", best_rate,
                  f"{best_rate / baseline[1]:.2f}x", first[variant],
                  infer_rate, f"{infer_rate / baseline[2]:.2f}x"])
+  if torch_runs:
+    median_rate = benchlib.median([run[0] for run in torch_runs])
+    best_rate = max(run[1] for run in torch_runs)
+    rows.append(["PyTorch reference", "-",
+                 f"{FLAGS.batch_size} + {FLAGS.batch_size}", "1",
+                 2 * FLAGS.batch_size / median_rate, median_rate,
+                 f"{median_rate / baseline[0]:.2f}x", best_rate,
+                 f"{best_rate / baseline[1]:.2f}x", "-", "-", "-"])
+    print(f"SRDC-TF ({'/'.join(variants[0])}) against the PyTorch "
+          f"reference: {baseline[0] / median_rate:.2f}x (median steps), "
+          f"{baseline[1] / best_rate:.2f}x (fastest steps)", flush=True)
   report.table(
       ["precision", "batch norm", "batch (source + target)", "replicas", "step s (median)",
        "train images/s", "vs row 1", "best step images/s", "vs row 1",
