@@ -23,7 +23,7 @@ declare -A variant_flags=(
   [epoch_structure_passes]="--epoch_structure=passes"
   [momentum_pytorch]="--momentum_convention=pytorch"
   [feature_assignment_normalized]="--feature_assignment=normalized_kernel"
-  [frozen_views_4]="--cached_views=4"
+  [frozen_views_1]="--cached_views=1"
   [released]="--nosoft_selection --norecalibrate_batch_norm --empty_clusters=zero --kmeans_labels=last_iteration --head_init=pytorch --epoch_structure=passes --momentum_convention=pytorch"
 )
 variants=${VARIANTS:-defaults released soft_selection_off moving_bn_statistics empty_clusters_zero kmeans_labels_last_iteration head_init_pytorch epoch_structure_passes momentum_pytorch feature_assignment_normalized}

@@ -89,11 +89,11 @@ flags.DEFINE_string("trainable_from", None, "Like --trainable_layers, by the "
 flags.DEFINE_integer("cached_views", None, "Views of each image whose "
                      "frozen activations are cached: the evaluation view "
                      "and V - 1 augmented training views (crops and flips), "
-                     "drawn at random as the training augmentation. Default: "
-                     "4 below --trainable_layers / --trainable_from (0 there: "
-                     "no cache, the whole network runs at every step); 1 "
-                     "(the evaluation view alone, no augmentation) with "
-                     "--freeze_backbone.", lower_bound=0)
+                     "drawn at random as the training augmentation (default "
+                     "4; 1: the evaluation view alone, no augmentation). "
+                     "0 below --trainable_layers / --trainable_from: no "
+                     "cache, the whole network runs at every step.",
+                     lower_bound=0)
 flags.DEFINE_string("feature_cache_dir", None, "Where cached backbone "
                     "features live (default: <model_dir>/feature_cache); "
                     "share it between runs of the same data and backbone.")

@@ -215,7 +215,8 @@ def test_cache_key_covers_views_and_cut():
 
 
 @pytest.mark.parametrize("flags, views", [
-    ({"freeze_backbone": True}, 1),
+    ({"freeze_backbone": True}, runner.DEFAULT_FROZEN_VIEWS),
+    ({"freeze_backbone": True, "cached_views": 1}, 1),
     ({"freeze_backbone": True, "cached_views": 3}, 3),
     ({"trainable_layers": 2}, runner.DEFAULT_CACHED_VIEWS),
     ({"trainable_layers": 2, "cached_views": 0}, 0),
