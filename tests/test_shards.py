@@ -118,7 +118,8 @@ def test_gather_rows_puts_every_row_in_place_exactly():
 
 def test_two_logical_cpus_all_reduce_the_state_of_their_shards():
   result = subprocess.run(
-      [sys.executable, os.path.join(REPO, "tests", "sharded_state_replicas.py")],
+      [sys.executable,
+       os.path.join(REPO, "tests", "sharded_state_replicas.py")],
       capture_output=True, text=True, timeout=600, cwd=REPO,
       env={**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2"})
   assert result.returncode == 0, result.stderr[-3000:]

@@ -116,20 +116,20 @@ class EpochStateCallback(keras.callbacks.Callback):
     if model.source_only:
       return
     # Each process embeds its own shards (see the class docstring).
-    source = [inference.extract(model, shard,
-                                f"epoch {epoch + 1} state: source batches")
-              for shard in self.source_shards]
-    target = [inference.extract(model, shard,
-                                f"epoch {epoch + 1} state: target batches")
-              for shard in self.target_shards]
+    source = self._embed(self.source_shards, f"epoch {epoch + 1} state: "
+                         "source batches")
+    target = self._embed(self.target_shards, f"epoch {epoch + 1} state: "
+                         "target batches")
     num_source = int(model.source_weights.shape[0])
     num_target = int(model.target_pseudo_labels.shape[0])
+    source_shards = [clustering.Shard(out.f, out.h, out.labels, out.indices)
+                     for out in source]
     target_shards = [clustering.Shard(out.f, out.h, out.predictions,
                                       out.indices) for out in target]
     state = clustering.compute_sharded_epoch_state(
-        [clustering.Shard(out.f, out.h, out.labels, out.indices)
-         for out in source], target_shards, model.num_classes, first_epoch=epoch == 0, num_source=num_source,
-        num_target=num_target, sum_over_shards=self.sum_over_shards,
+        source_shards, target_shards, model.num_classes,
+        first_epoch=epoch == 0, num_source=num_source, num_target=num_target,
+        sum_over_shards=self.sum_over_shards,
         kmeans_iterations=self.kmeans_iterations,
         spherical=self.spherical_kmeans, centre_init=self.centre_init,
         soft_selection=self.soft_selection,
@@ -163,3 +163,6 @@ class EpochStateCallback(keras.callbacks.Callback):
   def on_epoch_end(self, epoch, logs=None):
     if logs is not None:
       logs.update(self._epoch_logs)
+
+  def _embed(self, shards, label):
+    return [inference.extract(self.model, shard, label) for shard in shards]

@@ -103,6 +103,7 @@ def gather_rows(shards, per_shard_rows, num_rows, sum_over_shards):
     order = np.asarray(shards[0].indices)
     if np.array_equal(order, np.arange(num_rows)):
       return rows
+  integer = tf.convert_to_tensor(per_shard_rows[0]).dtype.is_integer
   scattered = []
   for shard, rows in zip(shards, per_shard_rows):
     rows = tf.convert_to_tensor(rows)
@@ -110,6 +111,6 @@ def gather_rows(shards, per_shard_rows, num_rows, sum_over_shards):
     scattered.append(tf.scatter_nd(
         tf.cast(shard.indices, tf.int32)[:, tf.newaxis],
         tf.cast(rows, tf.float32), shape))
-  if per_shard_rows and tf.convert_to_tensor(per_shard_rows[0]).dtype.is_integer:
+  if integer:
     return sum_counts(scattered, sum_over_shards)
   return sum_over_shards(scattered)
