@@ -100,10 +100,9 @@ def sharded_class_centroids(features, labels, num_classes, fallback=None,
   Returns:
     `(centroids, counts)` of all the shards' samples together.
   """
-  dim = int(arrays.as_float32(features[0]).shape[1])
   sums, counts = shards_lib.sum_statistics(
       [feature_class_sums(shard, shard_labels, num_classes, chunk_size)
        for shard, shard_labels in zip(features, labels)], sum_over_shards)
-  if fallback is None:
-    fallback = tf.zeros([num_classes, dim], tf.float32)
-  return means_or_fallback(sums, counts, tf.cast(fallback, tf.float32)), counts
+  fallback = (tf.zeros_like(sums) if fallback is None
+              else tf.cast(fallback, tf.float32))
+  return means_or_fallback(sums, counts, fallback), counts

@@ -7,7 +7,8 @@ which are gathered by adding each shard's rows scattered into zeros (the
 shards are disjoint, so the sum is exact). A `sum_over_shards` function
 takes this process' per-shard values and returns their sum over every
 shard of every process; `local_sum` is the one of a single process that
-holds all shards (`distribute.shard_sum` builds the all-reducing one).
+holds all shards (`distribute.epoch_sharding` builds the all-reducing
+one).
 """
 
 import dataclasses

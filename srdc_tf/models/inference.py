@@ -65,8 +65,9 @@ def extract(model, dataset, label=None):
   progress.close()
   # Where each example goes: its rank by index.
   indices = np.concatenate(parts.pop("index"))
+  order = np.argsort(indices, kind="stable")
   rank = np.empty(len(indices), np.int64)
-  rank[np.argsort(indices, kind="stable")] = np.arange(len(indices))
+  rank[order] = np.arange(len(indices))
   outputs = {}
   for key, batches in parts.items():
     # Each batch is written straight to its rows (no concatenated copy) of
@@ -78,4 +79,4 @@ def extract(model, dataset, label=None):
       outputs[key][rank[start:start + len(batch)]] = batch
       start += len(batch)
     batches.clear()
-  return DomainOutputs(**outputs, indices=np.sort(indices).astype(np.int32))
+  return DomainOutputs(**outputs, indices=indices[order].astype(np.int32))
