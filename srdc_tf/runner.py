@@ -51,7 +51,7 @@ from srdc_tf.models import srdc_model
 # a results table names each that a run sets away from its default.
 RELEASED_CODE_SWITCHES = ("empty_clusters", "kmeans_labels", "head_init",
                           "epoch_structure", "momentum_convention",
-                          "feature_assignment")
+                          "feature_assignment", "diversity_weight")
 
 
 # Views cached per image when only a backbone's top trains (see
@@ -110,6 +110,7 @@ class RunSettings:
   kmeans_labels: str = "final"
   head_init: str = "glorot"
   feature_assignment: str = "softmax"
+  diversity_weight: float = 0.0
   epoch_structure: str = "stream"
   momentum_convention: str = "keras"
   epochs: int = 200
@@ -326,7 +327,8 @@ def _build_model(settings, data):
       source_only=settings.source_only, weight_decay=settings.weight_decay,
       backbone_lr_multiplier=settings.backbone_lr_multiplier,
       head_init=settings.head_init,
-      feature_assignment=settings.feature_assignment)
+      feature_assignment=settings.feature_assignment,
+      diversity_weight=settings.diversity_weight)
 
 
 def run(settings, data, strategy, baseline_dir=None):

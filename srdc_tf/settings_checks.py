@@ -40,7 +40,7 @@ def check(settings, with_baseline=False):
         f"--steps_per_epoch must be > 0, got {settings.steps_per_epoch}")
   if settings.lr <= 0:
     raise ValueError(f"--lr must be > 0, got {settings.lr}")
-  for name in ("backbone_lr_multiplier", "weight_decay"):
+  for name in ("backbone_lr_multiplier", "weight_decay", "diversity_weight"):
     if getattr(settings, name) < 0:
       raise ValueError(f"--{name} must be >= 0, got "
                        f"{getattr(settings, name)}")

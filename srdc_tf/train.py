@@ -138,6 +138,10 @@ flags.DEFINE_enum("feature_assignment", "softmax",
                   "released code), or the kernel over its sum "
                   "('normalized_kernel', DEC's assignment; beyond the "
                   "released code).")
+flags.DEFINE_float("diversity_weight", 0.0,
+                   "Weight of KL(mean target prediction || uniform), ramped "
+                   "with lambda: resists collapse onto a few classes "
+                   "(SHOT's diversity term; beyond the paper, which is 0).")
 flags.DEFINE_enum("head_init", "glorot", ["glorot", "pytorch"],
                   "Initialisation of fc1 and fc2: Keras' Glorot uniform, or "
                   "PyTorch's nn.Linear default (the released code).")

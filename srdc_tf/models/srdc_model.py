@@ -9,7 +9,7 @@ HEAD_INITS = ("glorot", "pytorch")
 
 LOSS_TERMS = ("source_output_loss", "source_f_loss", "source_h_loss",
               "target_output_loss", "target_f_loss", "target_h_loss",
-              "l2_loss")
+              "target_diversity_loss", "l2_loss")
 
 
 def _global_batch_size(tensor):
@@ -83,6 +83,9 @@ class SRDCModel(keras.Model):
       uniform kernels, zero biases) or "pytorch" (PyTorch's `nn.Linear`
       default, what the released code uses: kernels and biases uniform in
       +-1/sqrt(fan_in), about half Glorot's range here).
+    diversity_weight: weight of `objectives.diversity_loss` on the global
+      target batch's mean output prediction, ramped with lambda; 0 (the
+      paper) leaves it out of the objective.
     **kwargs: base model arguments.
   """
 
@@ -91,7 +94,8 @@ class SRDCModel(keras.Model):
                detach_q=False, feature_clustering=True,
                source_regularization=True, source_only=False,
                weight_decay=1e-4, backbone_lr_multiplier=0.1,
-               head_init="glorot", feature_assignment="softmax", **kwargs):
+               head_init="glorot", feature_assignment="softmax",
+               diversity_weight=0.0, **kwargs):
     super().__init__(**kwargs)
     if head_init not in HEAD_INITS:
       raise ValueError(
@@ -106,6 +110,9 @@ class SRDCModel(keras.Model):
       raise ValueError(f"beta must be in [0, 1], got {beta!r}")
     if alpha <= 0:
       raise ValueError(f"alpha must be > 0, got {alpha!r}")
+    if diversity_weight < 0:
+      raise ValueError(
+          f"diversity_weight must be >= 0, got {diversity_weight!r}")
     self.backbone = backbone
     self.num_classes = int(num_classes)
     self.input_shape_ = tuple(int(d) for d in input_shape)
@@ -126,6 +133,7 @@ class SRDCModel(keras.Model):
                        f"{objectives.FEATURE_ASSIGNMENTS}, got "
                        f"{feature_assignment!r}")
     self.feature_assignment = feature_assignment
+    self.diversity_weight = float(diversity_weight)
     # PyTorch's nn.Linear kernel: uniform with limit sqrt(3 * scale / fan_in)
     # = 1 / sqrt(fan_in); its bias is set in `build`, once fan_in is known.
     kernel_init = ("glorot_uniform" if head_init == "glorot" else
@@ -224,6 +232,15 @@ class SRDCModel(keras.Model):
     return tf.nn.compute_average_loss(per_sample,
                                       global_batch_size=global_batch)
 
+  def _target_diversity_loss(self, logits):
+    probs = tf.nn.softmax(tf.cast(logits, tf.float32))
+    mean_probs = _sum_over_replicas(tf.reduce_sum(probs, axis=0)) / tf.cast(
+        _global_batch_size(logits), tf.float32)
+    # Every replica computes the global term; its share is 1/replicas so the
+    # summed gradients are the single-replica gradient.
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return objectives.diversity_loss(mean_probs) / replicas
+
   def _source_loss(self, scores, labels, weights, global_batch):
     per_sample = objectives.weighted_source_loss(
         tf.nn.log_softmax(tf.cast(scores, tf.float32)), labels, weights)
@@ -276,7 +293,11 @@ class SRDCModel(keras.Model):
       target = terms["target_output_loss"]
       if self.feature_clustering:
         target += terms["target_f_loss"] + terms["target_h_loss"]
+      terms["target_diversity_loss"] = self._target_diversity_loss(logits_t)
       total += penalty * target
+      if self.diversity_weight:
+        total += penalty * self.diversity_weight * terms[
+            "target_diversity_loss"]
       if self.source_regularization:
         total += penalty * (terms["source_f_loss"] + terms["source_h_loss"])
     if self.weight_decay:
@@ -405,6 +426,7 @@ class SRDCModel(keras.Model):
         "backbone_lr_multiplier": self.backbone_lr_multiplier,
         "head_init": self.head_init,
         "feature_assignment": self.feature_assignment,
+        "diversity_weight": self.diversity_weight,
     })
     return config
 

@@ -35,3 +35,26 @@ def weighted_source_loss(log_probs, labels, weights=None):
   if weights is not None:
     losses = losses * tf.cast(weights, tf.float32)
   return losses
+
+
+def diversity_loss(mean_probs):
+  """`KL(pbar || uniform) = sum_k pbar_k log pbar_k + log K`, at least 0.
+
+  Beyond the paper (SHOT's diversity term, Liang et al. 2020): it is 0 when
+  the batch's mean prediction is uniform and `log K` when every sample goes
+  to one class, so adding it resists the collapse of the target into a few
+  clusters that the clustering loss alone rewards on a hard shift. The
+  uniform prior is chosen a priori: the target's class balance is unknown,
+  and the source's (USPS, say) may be far from it.
+
+  Args:
+    mean_probs: `[K]` mean soft assignment over the (global) target batch.
+
+  Returns:
+    Scalar float32 tensor.
+  """
+  mean_probs = tf.cast(mean_probs, tf.float32)
+  num_classes = tf.cast(tf.shape(mean_probs)[0], tf.float32)
+  # xlogy: 0 log 0 = 0 for a class no sample is assigned to.
+  return tf.reduce_sum(tf.math.xlogy(mean_probs, mean_probs)) + tf.math.log(
+      num_classes)
