@@ -70,12 +70,14 @@ def spearman(x, y):
   return float((rx * ry).sum() / denominator)
 
 
-def analyse_run(metrics):
+def analyse_run(metrics, max_share=None):
   """Correlations and selections of one run.
 
   Args:
     metrics: its metrics.csv as a DataFrame (`epoch`, `val_target_accuracy`
       and `score_*` columns).
+    max_share: the run's collapse share limit (`selection.eligible`), or
+      None (runs older than its summary's `selection_max_share`).
 
   Returns:
     A dict: `correlation` (score -> oriented Spearman rho, NaN when the run
@@ -104,7 +106,7 @@ def analyse_run(metrics):
         selection.DIRECTIONS[name] * values, metrics[ACCURACY])
     epoch, _ = selection.select_epoch(
         {int(e): _scores_of(metrics, row) for row, e in enumerate(epochs)},
-        name)
+        name, max_share)
     result["accuracy"][name] = accuracy[epoch]
   return result
 
@@ -112,12 +114,27 @@ def analyse_run(metrics):
 def _scores_of(metrics, row):
   """The label-free scores of one epoch (one metrics.csv row)."""
   return {name: float(metrics[scores_lib.SCORE_PREFIX + name].iloc[row])
-          for name in (scores_lib.BALANCE,) + SCORES
+          for name in (scores_lib.BALANCE, scores_lib.LARGEST_CLASS_SHARE)
+          + SCORES
           if scores_lib.SCORE_PREFIX + name in metrics.columns}
 
 
+def _max_share(folder):
+  """The share limit a finished run selected with (summary.json), or None."""
+  try:
+    with open(os.path.join(folder, "summary.json")) as f:
+      summary = json.load(f)
+  except (OSError, ValueError):
+    return None
+  for entry in summary.values():
+    if isinstance(entry, dict) and entry.get("selection_max_share"):
+      return float(entry["selection_max_share"])
+  return None
+
+
 def find_runs(run_dirs):
-  """`(name, task, method, metrics)` of every folder with a metrics.csv."""
+  """`(name, task, method, metrics, max_share)` of every folder with a
+  metrics.csv (`max_share`: see `analyse_run`)."""
   runs = []
   for root in run_dirs:
     for path in sorted(glob.glob(os.path.join(root, "**", "metrics.csv"),
@@ -130,7 +147,8 @@ def find_runs(run_dirs):
         task, method = info.get("task", task), info.get("method", method)
       except (OSError, ValueError):
         pass
-      runs.append((folder, task, method, pd.read_csv(path)))
+      runs.append((folder, task, method, pd.read_csv(path),
+                   _max_share(folder)))
   return runs
 
 
@@ -146,13 +164,14 @@ def tables(runs, by_task=False):
   runs that logged no scores (older versions) are left out, so that every
   column averages the same runs."""
   groups = {}
-  for _, task, method, metrics in runs:
+  for _, task, method, metrics, max_share in runs:
     if method == "?" or not any(column.startswith(scores_lib.SCORE_PREFIX)
                                 for column in metrics.columns):
       continue
     if by_task:
       method = "srdc" if method.startswith("srdc") else method
-    groups.setdefault((task, method), []).append(analyse_run(metrics))
+    groups.setdefault((task, method), []).append(
+        analyse_run(metrics, max_share))
   correlation_rows, accuracy_rows = [], []
   for (task, method), results in sorted(groups.items()):
     head = [task, method, len(results)]

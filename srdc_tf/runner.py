@@ -412,8 +412,11 @@ def run(settings, data, strategy, baseline_dir=None):
   label_scores = label_free_scores.LabelFreeScores(
       pipeline.eval_dataset(data.target, eval_batch, transform),
       baseline_predictions=baseline.predictions if baseline else None)
-  selector = model_selection.BestEpochWeights(settings.select_by,
-                                              label_scores)
+  source_shares = scores_lib.class_shares(data.source.labels,
+                                         data.source.num_classes)
+  selector = model_selection.BestEpochWeights(
+      settings.select_by, label_scores,
+      max_share=collapse_guard.share_limit(source_shares))
   callbacks += [label_scores, selector]
   backup = backup_lib.TrainingBackup(
       os.path.join(settings.model_dir, BACKUP_DIR), steps, settings.epochs,
@@ -451,8 +454,7 @@ def run(settings, data, strategy, baseline_dir=None):
   if selected.restored:
     accuracy = float(history["val_target_accuracy"][selected.position])
   outcome = collapse_guard.guard(
-      settings.method, selected.scores, selected.epoch,
-      scores_lib.class_shares(data.source.labels, data.source.num_classes),
+      settings.method, selected.scores, selected.epoch, source_shares,
       settings.select_by, settings.on_collapse, baseline)
   kept_scores, kept_predictions = selected.scores, selected.predictions
   if outcome.exported == collapse_guard.SOURCE_ONLY:
@@ -502,7 +504,8 @@ def run(settings, data, strategy, baseline_dir=None):
                                for name, items in skipped.items()}}
   result.update({
       "select_by": selected.select_by, "selected_epoch": selected.epoch,
-      "selection_score": selected.score, "scores": kept_scores,
+      "selection_score": selected.score,
+      "selection_max_share": selector.max_share, "scores": kept_scores,
       "epoch_scores": [{"epoch": epoch, **values} for epoch, values in
                        sorted(label_scores.epoch_scores.items())],
       "warnings": [finding.as_dict() for finding in outcome.findings],

@@ -30,8 +30,9 @@ DIRECTIONS = {
     scores.KMEANS_AGREEMENT: +1,
 }
 SELECT_BY = (LAST,) + tuple(DIRECTIONS)
-# An epoch whose balance is below this has collapsed (see
-# `collapse_guard`, which warns on it): no score selects it while another
+# An epoch whose balance is below this, or whose largest predicted class
+# takes more than the collapse guard's share limit, has collapsed (see
+# `collapse_guard`, which warns on both): no score selects it while another
 # epoch has not. Entropy needs this most, as it rewards a collapse.
 MIN_BALANCE = 0.5
 # The default of --select_by, chosen by measurement across the benchmark
@@ -104,14 +105,29 @@ def is_better(candidate, best, name):
   return DIRECTIONS[name] * (float(candidate) - float(best)) > 0
 
 
-def eligible(values):
-  """Whether an epoch with these scores may be selected: its balance, if
-  known, is not below `MIN_BALANCE` (a collapsed epoch)."""
+def eligible(values, max_share=None):
+  """Whether an epoch with these scores may be selected (it has not
+  collapsed, by the collapse guard's two tests).
+
+  Args:
+    values: the epoch's scores.
+    max_share: the largest share of the target one predicted class may
+      take (`collapse_guard.share_limit` of the source's class shares), or
+      None to test the balance alone.
+
+  Returns:
+    False when its balance, if known, is below `MIN_BALANCE`, or its
+    largest class share, if known, is above `max_share`; else True.
+  """
   balance = values.get(scores.BALANCE)
-  return not _usable(balance) or float(balance) >= MIN_BALANCE
+  if _usable(balance) and float(balance) < MIN_BALANCE:
+    return False
+  share = values.get(scores.LARGEST_CLASS_SHARE)
+  return (max_share is None or not _usable(share)
+          or float(share) <= max_share)
 
 
-def select_epoch(epoch_scores, select_by):
+def select_epoch(epoch_scores, select_by, max_share=None):
   """The epoch `select_by` picks.
 
   Collapsed epochs (`eligible` is False) are never picked by a score;
@@ -121,6 +137,7 @@ def select_epoch(epoch_scores, select_by):
     epoch_scores: a mapping from epoch (int) to that epoch's scores (a dict
       from score name to float), or a sequence of `(epoch, scores)` pairs.
     select_by: one of `SELECT_BY`.
+    max_share: see `eligible`.
 
   Returns:
     `(epoch, value)`: the last epoch and None for `last` (or when every
@@ -138,7 +155,7 @@ def select_epoch(epoch_scores, select_by):
   if name is None:
     return items[-1][0], None
   best_epoch, best = None, None
-  candidates = [(epoch, values) for epoch, values in items if eligible(values)]
+  candidates = [(epoch, values) for epoch, values in items if eligible(values, max_share)]
   if not candidates:
     return items[-1][0], None
   for epoch, values in candidates:

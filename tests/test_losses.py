@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from srdc_tf.objectives.losses import clustering_loss
+from srdc_tf.objectives.losses import diversity_loss
 from srdc_tf.objectives.losses import weighted_source_loss
 
 LN2 = math.log(2.0)   # 0.6931472
@@ -93,3 +94,28 @@ def test_weighted_source_loss_matches_reference(n, k):
   np.testing.assert_allclose(
       unweighted.numpy(), [-log_probs[j, labels[j]] for j in range(n)],
       rtol=1e-5)
+
+
+@pytest.mark.parametrize("mean_probs, expected", [
+    # Uniform: ln(1/4) * 1 + ln 4 = 0.
+    ([0.25, 0.25, 0.25, 0.25], 0.0),
+    # One class: 1 ln 1 + 0 ln 0 (taken as 0) + ln 4 = 1.3862944.
+    ([1.0, 0.0, 0.0, 0.0], LN4),
+    # 0.75 ln 0.75 + 0.25 ln 0.25 + ln 2
+    #   = -0.2157616 - 0.3465736 + 0.6931472 = 0.1308120.
+    ([0.75, 0.25], 0.75 * math.log(0.75) + 0.25 * math.log(0.25) + LN2),
+])
+def test_diversity_loss_hand_computed(mean_probs, expected):
+  got = diversity_loss(tf.constant(mean_probs))
+  assert got.dtype == tf.float32
+  np.testing.assert_allclose(float(got), expected, rtol=1e-6, atol=1e-7)
+
+
+def test_diversity_loss_gradient_moves_mass_to_the_rarer_class():
+  mean_probs = tf.Variable([0.75, 0.25])
+  with tf.GradientTape() as tape:
+    loss = diversity_loss(mean_probs)
+  # d/dp_k = ln p_k + 1: larger for the frequent class, so descent lowers it.
+  np.testing.assert_allclose(tape.gradient(loss, mean_probs).numpy(),
+                             [math.log(0.75) + 1, math.log(0.25) + 1],
+                             rtol=1e-6)

@@ -80,15 +80,18 @@ class _ScriptedScores(keras.callbacks.Callback):
   """Stands in for LabelFreeScores: gives each epoch a scripted score, and
   keeps a copy of the weights each epoch ended with."""
 
-  def __init__(self, values):
+  def __init__(self, values, shares=None):
     super().__init__()
     self.values = values
+    self.shares = shares
     self.epoch_scores = {}
     self.weights_at = {}
     self.last_predictions = None
 
   def on_epoch_end(self, epoch, logs=None):
     self.epoch_scores[epoch] = {"snd": self.values[epoch]}
+    if self.shares:
+      self.epoch_scores[epoch]["largest_class_share"] = self.shares[epoch]
     self.last_predictions = np.full(4, epoch, np.int32)
     self.weights_at[epoch] = self.model.get_weights()
 
@@ -97,12 +100,12 @@ class _ScriptedScores(keras.callbacks.Callback):
     return {"snd": math.nan}
 
 
-def _fit(select_by, values):
+def _fit(select_by, values, shares=None, max_share=None):
   keras.utils.set_random_seed(0)
   model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
   model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
-  scripted = _ScriptedScores(values)
-  keeper = model_selection.BestEpochWeights(select_by, scripted)
+  scripted = _ScriptedScores(values, shares)
+  keeper = model_selection.BestEpochWeights(select_by, scripted, max_share)
   x = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
   model.fit(x, np.zeros((4, 2), np.float32), epochs=len(values),
             batch_size=2, verbose=0, callbacks=[scripted, keeper])
@@ -125,6 +128,15 @@ def test_callback_keeps_the_last_weights_when_the_last_epoch_is_best():
   model, scripted, keeper = _fit("snd", [1.0, 2.0, 3.0])
   chosen = keeper.finish(model, final_epoch=2)
   assert (chosen.epoch, chosen.restored, chosen.position) == (2, False, 2)
+  for got, expected in zip(model.get_weights(), scripted.weights_at[2]):
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_callback_skips_an_epoch_over_the_share_limit():
+  model, scripted, keeper = _fit("snd", [1.0, 3.0, 2.0, 0.5],
+                                 shares=[0.2, 0.9, 0.3, 0.2], max_share=0.6)
+  chosen = keeper.finish(model, final_epoch=3)
+  assert (chosen.epoch, chosen.score, chosen.restored) == (2, 2.0, True)
   for got, expected in zip(model.get_weights(), scripted.weights_at[2]):
     np.testing.assert_array_equal(got, expected)
 
@@ -164,6 +176,18 @@ def test_a_collapsed_epoch_is_never_selected(select_by, expected):
             2: {"entropy": 0.5, "balance": 0.8, "snd": 2.0},
             3: {"entropy": 0.6, "balance": 0.8, "snd": 1.5}}
   assert selection.select_epoch(epochs, select_by)[0] == expected
+
+
+@pytest.mark.parametrize("max_share, expected", [
+    (None, 1),  # Balance alone: epoch 1 (most confident) is eligible.
+    (0.5, 2),   # Epoch 1's largest class takes 0.6 > 0.5: collapsed.
+    (0.6, 1),   # At the limit is not above it.
+])
+def test_an_epoch_over_the_share_limit_is_never_selected(max_share, expected):
+  epochs = {0: {"entropy": 1.0, "balance": 0.9, "largest_class_share": 0.2},
+            1: {"entropy": 0.1, "balance": 0.7, "largest_class_share": 0.6},
+            2: {"entropy": 0.5, "balance": 0.8, "largest_class_share": 0.3}}
+  assert selection.select_epoch(epochs, "entropy", max_share)[0] == expected
 
 
 def test_when_every_epoch_collapsed_the_last_is_kept():

@@ -45,6 +45,10 @@ def _numpy_losses(model, data):
   def source(scores):
     return np.mean(-w * _log_softmax(scores)[np.arange(len(y)), y])
 
+  def diversity(scores):
+    mean = np.exp(_log_softmax(scores)).mean(axis=0)
+    return float((mean * np.log(mean)).sum() + np.log(len(mean)))
+
   def target(scores):
     p = np.exp(_log_softmax(scores))
     return np.mean(-(_q(p, beta, pseudo) * _log_softmax(scores)).sum(1))
@@ -56,6 +60,7 @@ def _numpy_losses(model, data):
       "target_output_loss": target(out_t),
       "target_f_loss": target(_kernel(f_t, mu_f)),
       "target_h_loss": target(_kernel(h_t, mu_h)),
+      "target_diversity_loss": diversity(out_t),
   }
 
 
@@ -92,6 +97,7 @@ def test_loss_terms_match_numpy(detach_q):
     np.testing.assert_allclose(float(terms[name]), value, rtol=1e-5,
                                err_msg=name)
   lam = 0.6
+  assert float(terms["target_diversity_loss"]) > 0
   want = (expected["source_output_loss"]
           + lam * (expected["target_output_loss"] + expected["target_f_loss"]
                    + expected["target_h_loss"])
@@ -113,8 +119,22 @@ def test_ablation_switches_drop_their_terms(switch, dropped):
   lam = 0.6
   weights = {"source_output_loss": 1.0}
   weights.update({name: lam for name in expected if name not in weights})
+  weights["target_diversity_loss"] = 0.0  # diversity_weight defaults to 0.
   want = sum(weights[n] * v for n, v in expected.items() if n not in dropped)
   np.testing.assert_allclose(float(total), want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("diversity_weight", [0.5, 2.0])
+def test_diversity_term_enters_the_total_ramped_with_lambda(diversity_weight):
+  data = _batch()
+  total, terms, _ = _model(weight_decay=0.0,
+                           diversity_weight=diversity_weight
+                           ).compute_losses(data)
+  paper_total, _, _ = _model(weight_decay=0.0).compute_losses(data)
+  np.testing.assert_allclose(
+      float(total), float(paper_total)
+      + 0.6 * diversity_weight * float(terms["target_diversity_loss"]),
+      rtol=1e-5)
 
 
 def test_gradient_flows_through_q_unless_detached():
@@ -155,7 +175,7 @@ def test_keras_round_trip_keeps_tables_and_outputs(tmp_path):
   backbone = build_backbone("lenet", (28, 28, 1))
   model = SRDCModel(backbone, num_classes=K, input_shape=(28, 28, 1),
                     num_source_examples=7, num_target_examples=9,
-                    beta=0.5, detach_q=True)
+                    beta=0.5, detach_q=True, diversity_weight=0.25)
   model.target_pseudo_labels.assign(np.arange(9) % K)
   model.source_weights.assign(np.linspace(0, 1, 7))
   path = str(tmp_path / "model.keras")
@@ -168,6 +188,7 @@ def test_keras_round_trip_keeps_tables_and_outputs(tmp_path):
   np.testing.assert_allclose(loaded.source_weights, np.linspace(0, 1, 7))
   assert loaded.get_config()["beta"] == 0.5
   assert loaded.get_config()["detach_q"]
+  assert loaded.get_config()["diversity_weight"] == 0.25
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -175,6 +196,7 @@ def test_keras_round_trip_keeps_tables_and_outputs(tmp_path):
     ({"beta": 1.5}, "beta must be in [0, 1], got 1.5"),
     ({"alpha": 0.0}, "alpha must be > 0, got 0.0"),
     ({"num_target_examples": -3}, "num_target_examples must be > 0, got -3"),
+    ({"diversity_weight": -1.0}, "diversity_weight must be >= 0, got -1.0"),
 ])
 def test_bad_arguments_name_the_value(kwargs, message):
   args = dict(backbone=None, num_classes=K, input_shape=(D,),

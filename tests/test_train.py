@@ -42,7 +42,8 @@ def test_default_run_writes_everything(tmp_path):
   metrics = pd.read_csv(model_dir / "metrics.csv")
   for column in ("loss", "source_output_loss", "source_f_loss",
                  "source_h_loss", "target_output_loss", "target_f_loss",
-                 "target_h_loss", "l2_loss", "source_accuracy",
+                 "target_h_loss", "target_diversity_loss", "l2_loss",
+                 "source_accuracy",
                  "val_target_accuracy", "lambda", "learning_rate",
                  "kmeans_accuracy", "kmeans_agreement"):
     assert column in metrics.columns, column

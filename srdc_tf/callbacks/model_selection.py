@@ -50,12 +50,15 @@ class BestEpochWeights(keras.callbacks.Callback):
   Args:
     select_by: one of `selection.SELECT_BY`.
     scores: the run's `LabelFreeScores` callback.
+    max_share: the collapse guard's share limit, for `selection.eligible`
+      (None: balance alone decides which epochs collapsed).
   """
 
-  def __init__(self, select_by, scores):
+  def __init__(self, select_by, scores, max_share=None):
     super().__init__()
     self.select_by = selection.check_select_by(select_by)
     self.scores = scores
+    self.max_share = max_share
     self.epochs_seen = []
     self._best = None  # (epoch, value, weights, predictions)
 
@@ -66,7 +69,7 @@ class BestEpochWeights(keras.callbacks.Callback):
     if name is None:
       return
     values = self.scores.epoch_scores.get(epoch, {})
-    if not selection.eligible(values):
+    if not selection.eligible(values, self.max_share):
       return  # A collapsed epoch is never kept.
     value = values.get(name)
     best = None if self._best is None else self._best[1]
