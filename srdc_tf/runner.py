@@ -51,7 +51,8 @@ from srdc_tf.models import srdc_model
 # a results table names each that a run sets away from its default.
 RELEASED_CODE_SWITCHES = ("empty_clusters", "kmeans_labels", "head_init",
                           "epoch_structure", "momentum_convention",
-                          "feature_assignment", "diversity_weight")
+                          "feature_assignment", "diversity_weight",
+                          "diversity_floor")
 
 
 # Views cached per image when only a backbone's top trains (see
@@ -111,6 +112,7 @@ class RunSettings:
   head_init: str = "glorot"
   feature_assignment: str = "softmax"
   diversity_weight: float = 0.0
+  diversity_floor: float = 1.0
   epoch_structure: str = "stream"
   momentum_convention: str = "keras"
   epochs: int = 200
@@ -328,7 +330,8 @@ def _build_model(settings, data):
       backbone_lr_multiplier=settings.backbone_lr_multiplier,
       head_init=settings.head_init,
       feature_assignment=settings.feature_assignment,
-      diversity_weight=settings.diversity_weight)
+      diversity_weight=settings.diversity_weight,
+      diversity_floor=settings.diversity_floor)
 
 
 def run(settings, data, strategy, baseline_dir=None):

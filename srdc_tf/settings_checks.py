@@ -46,6 +46,9 @@ def check(settings, with_baseline=False):
                        f"{getattr(settings, name)}")
   if not 0.0 <= settings.momentum < 1.0:
     raise ValueError(f"--momentum must be in [0, 1), got {settings.momentum}")
+  if not 0.0 <= settings.diversity_floor <= 1.0:
+    raise ValueError(f"--diversity_floor must be in [0, 1], got "
+                     f"{settings.diversity_floor}")
   if not 0.0 <= settings.beta <= 1.0:
     raise ValueError(f"--beta must be in [0, 1], got {settings.beta}")
   if settings.alpha <= 0:

@@ -142,6 +142,11 @@ flags.DEFINE_float("diversity_weight", 0.0,
                    "Weight of KL(mean target prediction || uniform), ramped "
                    "with lambda: resists collapse onto a few classes "
                    "(SHOT's diversity term; beyond the paper, which is 0).")
+flags.DEFINE_float("diversity_floor", 1.0,
+                   "The diversity term acts only while the target batch's "
+                   "balance (entropy of its mean prediction / log K) is "
+                   "below this: 1 = the whole KL to uniform, below 1 a "
+                   "barrier against collapse.")
 flags.DEFINE_enum("head_init", "glorot", ["glorot", "pytorch"],
                   "Initialisation of fc1 and fc2: Keras' Glorot uniform, or "
                   "PyTorch's nn.Linear default (the released code).")

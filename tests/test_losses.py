@@ -111,6 +111,18 @@ def test_diversity_loss_hand_computed(mean_probs, expected):
   np.testing.assert_allclose(float(got), expected, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("floor, expected", [
+    # H(0.75, 0.25) = 0.5623351 = 0.8113 ln 2: balance 0.8113.
+    (1.0, LN2 - 0.5623351),
+    (0.9, 0.9 * LN2 - 0.5623351),   # 0.0615 below the floor.
+    (0.8, 0.0),                     # Above the floor: no term.
+    (0.0, 0.0),
+])
+def test_diversity_loss_floor_is_a_barrier(floor, expected):
+  got = diversity_loss(tf.constant([0.75, 0.25]), floor)
+  np.testing.assert_allclose(float(got), expected, rtol=1e-5, atol=1e-7)
+
+
 def test_diversity_loss_gradient_moves_mass_to_the_rarer_class():
   mean_probs = tf.Variable([0.75, 0.25])
   with tf.GradientTape() as tape:

@@ -197,6 +197,7 @@ def test_keras_round_trip_keeps_tables_and_outputs(tmp_path):
     ({"alpha": 0.0}, "alpha must be > 0, got 0.0"),
     ({"num_target_examples": -3}, "num_target_examples must be > 0, got -3"),
     ({"diversity_weight": -1.0}, "diversity_weight must be >= 0, got -1.0"),
+    ({"diversity_floor": 1.5}, "diversity_floor must be in [0, 1], got 1.5"),
 ])
 def test_bad_arguments_name_the_value(kwargs, message):
   args = dict(backbone=None, num_classes=K, input_shape=(D,),

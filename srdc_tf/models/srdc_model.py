@@ -86,6 +86,8 @@ class SRDCModel(keras.Model):
     diversity_weight: weight of `objectives.diversity_loss` on the global
       target batch's mean output prediction, ramped with lambda; 0 (the
       paper) leaves it out of the objective.
+    diversity_floor: its `floor`, the balance below which it acts (1: the
+      whole KL to uniform).
     **kwargs: base model arguments.
   """
 
@@ -95,7 +97,7 @@ class SRDCModel(keras.Model):
                source_regularization=True, source_only=False,
                weight_decay=1e-4, backbone_lr_multiplier=0.1,
                head_init="glorot", feature_assignment="softmax",
-               diversity_weight=0.0, **kwargs):
+               diversity_weight=0.0, diversity_floor=1.0, **kwargs):
     super().__init__(**kwargs)
     if head_init not in HEAD_INITS:
       raise ValueError(
@@ -113,6 +115,9 @@ class SRDCModel(keras.Model):
     if diversity_weight < 0:
       raise ValueError(
           f"diversity_weight must be >= 0, got {diversity_weight!r}")
+    if not 0.0 <= diversity_floor <= 1.0:
+      raise ValueError(
+          f"diversity_floor must be in [0, 1], got {diversity_floor!r}")
     self.backbone = backbone
     self.num_classes = int(num_classes)
     self.input_shape_ = tuple(int(d) for d in input_shape)
@@ -134,6 +139,7 @@ class SRDCModel(keras.Model):
                        f"{feature_assignment!r}")
     self.feature_assignment = feature_assignment
     self.diversity_weight = float(diversity_weight)
+    self.diversity_floor = float(diversity_floor)
     # PyTorch's nn.Linear kernel: uniform with limit sqrt(3 * scale / fan_in)
     # = 1 / sqrt(fan_in); its bias is set in `build`, once fan_in is known.
     kernel_init = ("glorot_uniform" if head_init == "glorot" else
@@ -239,7 +245,8 @@ class SRDCModel(keras.Model):
     # Every replica computes the global term; its share is 1/replicas so the
     # summed gradients are the single-replica gradient.
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    return objectives.diversity_loss(mean_probs) / replicas
+    return objectives.diversity_loss(mean_probs,
+                                     self.diversity_floor) / replicas
 
   def _source_loss(self, scores, labels, weights, global_batch):
     per_sample = objectives.weighted_source_loss(
@@ -427,6 +434,7 @@ class SRDCModel(keras.Model):
         "head_init": self.head_init,
         "feature_assignment": self.feature_assignment,
         "diversity_weight": self.diversity_weight,
+        "diversity_floor": self.diversity_floor,
     })
     return config
 

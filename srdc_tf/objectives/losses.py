@@ -37,24 +37,28 @@ def weighted_source_loss(log_probs, labels, weights=None):
   return losses
 
 
-def diversity_loss(mean_probs):
-  """`KL(pbar || uniform) = sum_k pbar_k log pbar_k + log K`, at least 0.
+def diversity_loss(mean_probs, floor=1.0):
+  """`max(0, floor * log K - H(pbar))`; `floor = 1`: `KL(pbar || uniform)`.
 
-  Beyond the paper (SHOT's diversity term, Liang et al. 2020): it is 0 when
-  the batch's mean prediction is uniform and `log K` when every sample goes
-  to one class, so adding it resists the collapse of the target into a few
-  clusters that the clustering loss alone rewards on a hard shift. The
-  uniform prior is chosen a priori: the target's class balance is unknown,
-  and the source's (USPS, say) may be far from it.
+  Beyond the paper. With `floor = 1` it is SHOT's diversity term (Liang et
+  al. 2020): 0 when the batch's mean prediction `pbar` is uniform, `log K`
+  when every sample goes to one class, so it resists the herding of the
+  target into a few clusters that the clustering loss alone rewards on a
+  hard shift, and it also pulls an imbalanced target towards balance. With
+  `floor < 1` it is a barrier: 0 while the balance `H(pbar) / log K` is at
+  least `floor`, so it acts on a collapsing batch only. The uniform
+  reference is chosen a priori: the target's class balance is unknown, and
+  the source's (USPS, say) may be far from it.
 
   Args:
     mean_probs: `[K]` mean soft assignment over the (global) target batch.
+    floor: the balance in [0, 1] below which the term acts.
 
   Returns:
-    Scalar float32 tensor.
+    Scalar float32 tensor, at least 0.
   """
   mean_probs = tf.cast(mean_probs, tf.float32)
-  num_classes = tf.cast(tf.shape(mean_probs)[0], tf.float32)
+  log_k = tf.math.log(tf.cast(tf.shape(mean_probs)[0], tf.float32))
   # xlogy: 0 log 0 = 0 for a class no sample is assigned to.
-  return tf.reduce_sum(tf.math.xlogy(mean_probs, mean_probs)) + tf.math.log(
-      num_classes)
+  entropy = -tf.reduce_sum(tf.math.xlogy(mean_probs, mean_probs))
+  return tf.nn.relu(floor * log_k - entropy)
