@@ -40,9 +40,35 @@ def comparable_settings(settings):
           if key not in RUNTIME_ONLY}
 
 
-def differences(old, new):
-  """`[(name, old value, new value)]` of the settings that differ."""
+def setting_defaults(settings):
+  """The defaults of a `RunSettings`' fields, as `comparable_settings`."""
+  return comparable_settings({
+      field.name: field.default for field in dataclasses.fields(settings)
+      if field.default is not dataclasses.MISSING})
+
+
+def differences(old, new, defaults=None):
+  """`[(name, old value, new value)]` of the settings that differ.
+
+  A setting that `old` does not record (it was recorded before the setting
+  existed) counts at its default, the behaviour of every run before it
+  existed: no difference when `new` leaves it there.
+
+  Args:
+    old: the recorded settings (a dict).
+    new: a `RunSettings`, or a dict of one.
+    defaults: the settings' defaults; taken from `new` when it is a
+      `RunSettings` and None is given.
+
+  Returns:
+    A list of `(name, old value, new value)`, sorted by name.
+  """
+  if defaults is None:
+    defaults = (setting_defaults(new) if dataclasses.is_dataclass(new)
+                else {})
   old, new = comparable_settings(old), comparable_settings(new)
+  old = {**{name: value for name, value in defaults.items()
+            if name in new}, **old}
   return [(name, old.get(name), new.get(name))
           for name in sorted(set(old) | set(new))
           if old.get(name) != new.get(name)]

@@ -425,7 +425,8 @@ def run(settings, data, strategy, baseline_dir=None):
       os.path.join(settings.model_dir, BACKUP_DIR), steps, settings.epochs,
       run_record=_run_record(settings, data, steps),
       save_every_steps=settings.checkpoint_every_steps,
-      epoch_state=epoch_state, strategy=strategy)
+      epoch_state=epoch_state, strategy=strategy,
+      setting_defaults=run_directory.setting_defaults(settings))
   # First the divergence check, so that a step whose loss is NaN is never
   # backed up; then the backup, after the callbacks that set the state.
   callbacks = ([divergence.StopOnNonFiniteLoss(steps, settings.epochs,

@@ -122,6 +122,25 @@ def test_backup_of_another_run_is_refused(tmp_path):
     _backup(tmp_path, seed=1).restore(_tiny_model())
 
 
+@pytest.mark.parametrize("new_floor, refused", [(1.0, False), (0.5, True)])
+def test_a_setting_newer_than_the_backup_counts_at_its_default(
+    new_floor, refused, tmp_path):
+  old = backup_lib.TrainingBackup(str(tmp_path), 4, 2,
+                                  {"settings": {"lr": 0.01}})
+  old.set_model(_tiny_model())
+  old.save(2)
+  new = backup_lib.TrainingBackup(
+      str(tmp_path), 4, 2,
+      {"settings": {"lr": 0.01, "diversity_floor": new_floor}},
+      setting_defaults={"lr": 0.01, "diversity_floor": 1.0})
+  if refused:
+    with pytest.raises(ValueError, match=r"--diversity_floor: 1.0 there, "
+                       r"0.5 now"):
+      new.restore(_tiny_model())
+  else:
+    assert new.restore(_tiny_model()).global_step == 2
+
+
 def test_weights_gone_nan_are_never_backed_up(tmp_path):
   model = _tiny_model()
   backup = _backup(tmp_path)

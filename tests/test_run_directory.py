@@ -66,6 +66,32 @@ def test_other_settings_are_refused_and_nothing_changes(record, what, changes,
   assert sorted(str(p) for p in tmp_path.rglob("*")) == before
 
 
+def _recorded_before(name):
+  """A record made before setting `name` existed."""
+  def record(model_dir, settings):
+    _backed_up(model_dir, settings)
+    path = next(model_dir.rglob("position.json"))
+    position = json.loads(path.read_text())
+    del position["run"]["settings"][name]
+    path.write_text(json.dumps(position))
+  return record
+
+
+@pytest.mark.parametrize("changes, refused", [
+    ({}, False),                          # At its default: the old behaviour.
+    ({"diversity_floor": 0.5}, True),     # Away from it: another run.
+])
+def test_a_setting_newer_than_the_record_counts_at_its_default(
+    changes, refused, tmp_path):
+  _recorded_before("diversity_floor")(tmp_path, _settings(tmp_path))
+  if not refused:
+    assert run_directory.claim(_settings(tmp_path, **changes)) is None
+    return
+  with pytest.raises(run_directory.RunDirectoryInUse,
+                     match="--diversity_floor: 1.0 there, 0.5 now"):
+    run_directory.claim(_settings(tmp_path, **changes))
+
+
 def test_overwrite_moves_the_old_run_aside(tmp_path):
   model_dir = tmp_path / "run"
   _finished(model_dir, _settings(model_dir))

@@ -40,6 +40,7 @@ import keras
 import numpy as np
 
 from srdc_tf import distribute
+from srdc_tf import run_directory
 from srdc_tf import write_guard
 from srdc_tf.callbacks import divergence
 
@@ -107,10 +108,14 @@ class TrainingBackup(keras.callbacks.Callback):
       current epoch a mid-epoch backup keeps.
     keep: how many backups to keep.
     strategy: the distribution strategy (only its chief writes here).
+    setting_defaults: the defaults of `run_record["settings"]`
+      (`run_directory.setting_defaults`): a setting the backup predates
+      counts at its default.
   """
 
   def __init__(self, backup_dir, steps_per_epoch, epochs, run_record,
-               save_every_steps=0, epoch_state=None, keep=2, strategy=None):
+               save_every_steps=0, epoch_state=None, keep=2, strategy=None,
+               setting_defaults=None):
     super().__init__()
     if save_every_steps < 0:
       raise ValueError(
@@ -125,6 +130,7 @@ class TrainingBackup(keras.callbacks.Callback):
     self.epoch_state = epoch_state
     self.keep = int(keep)
     self.strategy = strategy
+    self.setting_defaults = setting_defaults or {}
 
   # === Restoring ===
 
@@ -178,7 +184,13 @@ class TrainingBackup(keras.callbacks.Callback):
     saved = position.get("run", {})
     differ = {key: (saved.get(key), value)
               for key, value in self.run_record.items()
-              if saved.get(key) != value}
+              if key != "settings" and saved.get(key) != value}
+    if "settings" in self.run_record:
+      differ.update({
+          f"--{name}": (old, new) for name, old, new in
+          run_directory.differences(saved.get("settings") or {},
+                                    self.run_record["settings"],
+                                    self.setting_defaults)})
     if differ:
       described = ", ".join(f"{key}: {old!r} there, {new!r} now"
                             for key, (old, new) in sorted(differ.items()))
