@@ -155,7 +155,8 @@ def select_epoch(epoch_scores, select_by, max_share=None):
   if name is None:
     return items[-1][0], None
   best_epoch, best = None, None
-  candidates = [(epoch, values) for epoch, values in items if eligible(values, max_share)]
+  candidates = [(epoch, values) for epoch, values in items
+                if eligible(values, max_share)]
   if not candidates:
     return items[-1][0], None
   for epoch, values in candidates:
