@@ -120,15 +120,20 @@ def _scores_of(metrics, row):
 
 
 def _max_share(folder):
-  """The share limit a finished run selected with (summary.json), or None."""
-  try:
-    with open(os.path.join(folder, "summary.json")) as f:
-      summary = json.load(f)
-  except (OSError, ValueError):
-    return None
-  for entry in summary.values():
-    if isinstance(entry, dict) and entry.get("selection_max_share"):
-      return float(entry["selection_max_share"])
+  """The share limit a finished run selected with, or None: from its
+  run_info.json (every run, a `--with_baseline` baseline's folder
+  included), else from its summary.json."""
+  for name in ("run_info.json", "summary.json"):
+    try:
+      with open(os.path.join(folder, name)) as f:
+        record = json.load(f)
+    except (OSError, ValueError):
+      continue
+    entries = [record] + [entry for entry in record.values()
+                          if isinstance(entry, dict)]
+    for entry in entries:
+      if entry.get("selection_max_share"):
+        return float(entry["selection_max_share"])
   return None
 
 

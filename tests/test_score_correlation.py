@@ -71,6 +71,28 @@ def test_analyse_run():
   assert correlation["snd"] == pytest.approx(-1.0)
 
 
+@pytest.mark.parametrize("max_share, entropy_accuracy", [
+    (None, 0.6),   # Epoch 3, the most confident.
+    (0.5, 0.9),    # Epoch 3's largest class (0.7) is over it: epoch 2.
+])
+def test_analyse_run_excludes_epochs_over_the_share_limit(
+    max_share, entropy_accuracy):
+  metrics = METRICS.assign(score_largest_class_share=[0.2, 0.2, 0.3, 0.7])
+  result = score_correlation.analyse_run(metrics, max_share)
+  assert result["accuracy"]["entropy"] == entropy_accuracy
+
+
+@pytest.mark.parametrize("record_file, record", [
+    ("run_info.json", {"method": "source_only", "selection_max_share": 0.4}),
+    ("summary.json", {"srdc": {"selection_max_share": 0.4}}),
+])
+def test_find_runs_reads_the_runs_share_limit(record_file, record, tmp_path):
+  METRICS.to_csv(tmp_path / "metrics.csv", index=False)
+  (tmp_path / record_file).write_text(json.dumps(record))
+  (run,) = score_correlation.find_runs([str(tmp_path)])
+  assert run[4] == 0.4
+
+
 def test_analyse_run_needs_the_accuracy():
   with pytest.raises(ValueError, match="'val_target_accuracy' column"):
     score_correlation.analyse_run(METRICS.drop(columns="val_target_accuracy"))
