@@ -11,9 +11,12 @@ After training, the model a run keeps (the selected epoch's, see
     far more of the target than any class has of the source;
 (c) with a source-only baseline: the adapted model's comparison score
     (`selection.comparison_score`) worse than the baseline's by more than
-    `BASELINE_MARGIN`.
+    `BASELINE_MARGIN`;
+(d) other epochs than the one kept collapsed by (a) or (b) during training
+    (`check_training`): selection skips them, so the model kept may pass
+    (a) and (b) after an unstable adaptation.
 
-(a) and (b) are collapses, (c) a warning. Each finding prints one line
+(a) and (b) are collapses, (c) and (d) warnings. Each finding prints one line
 (absl `logging.warning`, starting with `WARNING`) naming the score, its
 value and the epoch, and goes into run_info.json and summary.json under
 `warnings`. With `--on_collapse=fallback` and a baseline, a finding on the
@@ -56,6 +59,7 @@ MIN_SHARE_LIMIT = 0.3
 BASELINE_MARGIN = 0.05
 
 COLLAPSE = "collapse"
+UNSTABLE = "unstable"
 WORSE_THAN_BASELINE = "worse_than_baseline"
 FALLBACK = "fallback"
 ON_COLLAPSE = ("warn", "fallback")
@@ -197,6 +201,48 @@ def compare_with_baseline(model_scores, baseline_scores, name, epoch,
       "the classifier worse.")]
 
 
+def check_training(epoch_scores, source_shares, kept_epoch, model="srdc"):
+  """Check (d): did other epochs than the one kept collapse?
+
+  Model selection keeps an epoch that did not collapse, which can hide a
+  run that collapsed for most of its training (the hard shift's seed 1):
+  the model kept then passes (a) and (b) although the adaptation was
+  unstable, so the run says so.
+
+  Args:
+    epoch_scores: a mapping from epoch to its scores (unprefixed names).
+    source_shares: `[K]` shares of the source's classes.
+    kept_epoch: the epoch of the model kept (not counted).
+    model: its method name, for the message.
+
+  Returns:
+    A list with one `UNSTABLE` `Finding` naming how many epochs collapsed
+    and the worst one's largest class share (else its balance), or empty.
+  """
+  collapsed = {}
+  for epoch, values in sorted(dict(epoch_scores).items()):
+    if int(epoch) != int(kept_epoch):
+      found = check_collapse(values, source_shares, epoch, model)
+      if found:
+        collapsed[int(epoch)] = found
+  if not collapsed:
+    return []
+  shares = [(finding.value, finding) for found in collapsed.values()
+            for finding in found
+            if finding.score.endswith(scores_lib.LARGEST_CLASS_SHARE)]
+  balances = [(-finding.value, finding) for found in collapsed.values()
+              for finding in found]
+  _, worst = max(shares or balances, key=lambda pair: pair[0])
+  return [Finding(
+      UNSTABLE, model, worst.score, worst.value, worst.limit, worst.epoch,
+      f"WARNING collapse guard: {len(collapsed)} of {len(epoch_scores)} "
+      f"epochs of the {model} run collapsed during training (worst: "
+      f"{worst.score}={worst.value:.3f} at epoch {worst.epoch}, limit "
+      f"{worst.limit:.3f}); the model kept (epoch {int(kept_epoch)}) did "
+      "not, but the adaptation was unstable: compare it with a source-only "
+      "baseline (--with_baseline) before use.")]
+
+
 def is_collapsed(findings):
   """Whether any finding is a collapse."""
   return any(finding.kind == COLLAPSE for finding in findings)
@@ -306,7 +352,7 @@ class Outcome:
 
 
 def guard(model, model_scores, epoch, source_shares, select_by,
-          on_collapse="warn", baseline=None):
+          on_collapse="warn", baseline=None, epoch_scores=None):
   """Runs every check on the model a run keeps and prints each finding.
 
   Args:
@@ -318,11 +364,15 @@ def guard(model, model_scores, epoch, source_shares, select_by,
       baseline: `selection.comparison_score`).
     on_collapse: one of `ON_COLLAPSE`.
     baseline: the source-only `Baseline` to compare with, or None.
+    epoch_scores: every trained epoch's scores, for `check_training`, or
+      None.
 
   Returns:
     An `Outcome`.
   """
   findings = check_collapse(model_scores, source_shares, epoch, model)
+  if epoch_scores:
+    findings += check_training(epoch_scores, source_shares, epoch, model)
   name = selection.comparison_score(select_by)
   baseline_collapsed = None
   if baseline is not None:

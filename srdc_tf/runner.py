@@ -459,7 +459,8 @@ def run(settings, data, strategy, baseline_dir=None):
     accuracy = float(history["val_target_accuracy"][selected.position])
   outcome = collapse_guard.guard(
       settings.method, selected.scores, selected.epoch, source_shares,
-      settings.select_by, settings.on_collapse, baseline)
+      settings.select_by, settings.on_collapse, baseline,
+      epoch_scores=label_scores.epoch_scores)
   kept_scores, kept_predictions = selected.scores, selected.predictions
   if outcome.exported == collapse_guard.SOURCE_ONLY:
     _load_baseline_weights(model, baseline, data)

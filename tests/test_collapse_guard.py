@@ -130,6 +130,43 @@ def test_read_baseline(tmp_path):
   assert guard_lib.read_baseline(str(tmp_path / "nowhere")) is None
 
 
+HERDED = {"balance": 0.8, "largest_class_share": 0.62}  # Over 0.5.
+
+
+@pytest.mark.parametrize("epoch_scores, kept, expected", [
+    ({0: HEALTHY, 1: HEALTHY}, 1, None),
+    # The kept epoch's own collapse is check (a)/(b)'s, not this one's.
+    ({0: HEALTHY, 1: HERDED}, 1, None),
+    # The worst share is named (epoch 2: 0.62 against epoch 1's 0.55).
+    ({0: HEALTHY, 1: {"balance": 0.9, "largest_class_share": 0.55},
+      2: HERDED, 3: HEALTHY}, 3, ("score_largest_class_share", 0.62, 2, 2)),
+    # Balance alone: the lowest is named.
+    ({0: {"balance": 0.3}, 1: {"balance": 0.2}, 2: HEALTHY}, 2,
+     ("score_balance", 0.2, 1, 2)),
+])
+def test_check_training_finds_epochs_that_collapsed(epoch_scores, kept,
+                                                    expected):
+  findings = guard_lib.check_training(epoch_scores, BALANCED_SOURCE, kept)
+  if expected is None:
+    assert findings == []
+    return
+  (finding,) = findings
+  score, value, epoch, count = expected
+  assert finding.kind == guard_lib.UNSTABLE
+  assert (finding.score, finding.epoch) == (score, epoch)
+  assert finding.value == pytest.approx(value)
+  assert finding.message.startswith(
+      f"WARNING collapse guard: {count} of {len(epoch_scores)} epochs")
+  assert f"{score}={value:.3f} at epoch {epoch}" in finding.message
+
+
+def test_guard_warns_on_a_run_that_collapsed_before_the_epoch_kept():
+  outcome = guard_lib.guard("srdc", HEALTHY, 2, BALANCED_SOURCE, "entropy",
+                            epoch_scores={0: HEALTHY, 1: HERDED, 2: HEALTHY})
+  assert [f.kind for f in outcome.findings] == [guard_lib.UNSTABLE]
+  assert outcome.exported == guard_lib.ADAPTED
+
+
 def test_guard_warns_once_per_finding(caplog, tmp_path):
   baseline = _baseline(tmp_path, HEALTHY)
   with caplog.at_level(logging.WARNING):
