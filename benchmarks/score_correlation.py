@@ -119,22 +119,27 @@ def _scores_of(metrics, row):
           if scores_lib.SCORE_PREFIX + name in metrics.columns}
 
 
-def _max_share(folder):
-  """The share limit a finished run selected with, or None: from its
-  run_info.json (every run, a `--with_baseline` baseline's folder
-  included), else from its summary.json."""
-  for name in ("run_info.json", "summary.json"):
-    try:
-      with open(os.path.join(folder, name)) as f:
-        record = json.load(f)
-    except (OSError, ValueError):
-      continue
-    entries = [record] + [entry for entry in record.values()
-                          if isinstance(entry, dict)]
-    for entry in entries:
-      if entry.get("selection_max_share"):
-        return float(entry["selection_max_share"])
+def _share_limit_in(record):
+  """`selection_max_share` of a run record or of one of its methods'."""
+  for entry in [record] + [value for value in record.values()
+                           if isinstance(value, dict)]:
+    if entry.get("selection_max_share"):
+      return float(entry["selection_max_share"])
   return None
+
+
+def _max_share(folder, info):
+  """The share limit a finished run selected with, or None: from its
+  run_info.json `info` (every run, a `--with_baseline` baseline's folder
+  included), else from its summary.json."""
+  limit = _share_limit_in(info)
+  if limit is not None:
+    return limit
+  try:
+    with open(os.path.join(folder, "summary.json")) as f:
+      return _share_limit_in(json.load(f))
+  except (OSError, ValueError):
+    return None
 
 
 def find_runs(run_dirs):
@@ -146,6 +151,7 @@ def find_runs(run_dirs):
                                  recursive=True)):
       folder = os.path.dirname(path)
       task, method = os.path.relpath(folder, root), "?"
+      info = {}
       try:
         with open(os.path.join(folder, "run_info.json")) as f:
           info = json.load(f)
@@ -153,7 +159,7 @@ def find_runs(run_dirs):
       except (OSError, ValueError):
         pass
       runs.append((folder, task, method, pd.read_csv(path),
-                   _max_share(folder)))
+                   _max_share(folder, info)))
   return runs
 
 

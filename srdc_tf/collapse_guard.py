@@ -227,12 +227,12 @@ def check_training(epoch_scores, source_shares, kept_epoch, model="srdc"):
         collapsed[int(epoch)] = found
   if not collapsed:
     return []
-  shares = [(finding.value, finding) for found in collapsed.values()
-            for finding in found
+  findings = [finding for found in collapsed.values() for finding in found]
+  shares = [finding for finding in findings
             if finding.score.endswith(scores_lib.LARGEST_CLASS_SHARE)]
-  balances = [(-finding.value, finding) for found in collapsed.values()
-              for finding in found]
-  _, worst = max(shares or balances, key=lambda pair: pair[0])
+  # The largest share if any epoch had one, else the lowest balance.
+  worst = (max(shares, key=lambda finding: finding.value) if shares
+           else min(findings, key=lambda finding: finding.value))
   return [Finding(
       UNSTABLE, model, worst.score, worst.value, worst.limit, worst.epoch,
       f"WARNING collapse guard: {len(collapsed)} of {len(epoch_scores)} "
