@@ -52,7 +52,7 @@ from srdc_tf.models import srdc_model
 RELEASED_CODE_SWITCHES = ("empty_clusters", "kmeans_labels", "head_init",
                           "epoch_structure", "momentum_convention",
                           "feature_assignment", "diversity_weight",
-                          "diversity_floor")
+                          "diversity_floor", "source_label_smoothing")
 
 
 # Views cached per image when only a backbone's top trains (see
@@ -113,6 +113,7 @@ class RunSettings:
   feature_assignment: str = "softmax"
   diversity_weight: float = 0.0
   diversity_floor: float = 1.0
+  source_label_smoothing: float = 0.0
   epoch_structure: str = "stream"
   momentum_convention: str = "keras"
   epochs: int = 200
@@ -331,7 +332,8 @@ def _build_model(settings, data):
       head_init=settings.head_init,
       feature_assignment=settings.feature_assignment,
       diversity_weight=settings.diversity_weight,
-      diversity_floor=settings.diversity_floor)
+      diversity_floor=settings.diversity_floor,
+      source_label_smoothing=settings.source_label_smoothing)
 
 
 def run(settings, data, strategy, baseline_dir=None):

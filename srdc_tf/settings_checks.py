@@ -49,6 +49,9 @@ def check(settings, with_baseline=False):
   if not 0.0 <= settings.diversity_floor <= 1.0:
     raise ValueError(f"--diversity_floor must be in [0, 1], got "
                      f"{settings.diversity_floor}")
+  if not 0.0 <= settings.source_label_smoothing < 1.0:
+    raise ValueError(f"--source_label_smoothing must be in [0, 1), got "
+                     f"{settings.source_label_smoothing}")
   if not 0.0 <= settings.beta <= 1.0:
     raise ValueError(f"--beta must be in [0, 1], got {settings.beta}")
   if settings.alpha <= 0:

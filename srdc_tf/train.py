@@ -147,6 +147,9 @@ flags.DEFINE_float("diversity_floor", 1.0,
                    "balance (entropy of its mean prediction / log K) is "
                    "below this: 1 = the whole KL to uniform, below 1 a "
                    "barrier against collapse.")
+flags.DEFINE_float("source_label_smoothing", 0.0,
+                   "Label smoothing eps of the output-level source "
+                   "cross-entropy (beyond the paper, which is 0).")
 flags.DEFINE_enum("head_init", "glorot", ["glorot", "pytorch"],
                   "Initialisation of fc1 and fc2: Keras' Glorot uniform, or "
                   "PyTorch's nn.Linear default (the released code).")

@@ -68,6 +68,8 @@ def test_unknown_backbone_is_refused(tmp_path):
     (["--weight_decay=-1e-4"], "--weight_decay must be >= 0, got -0.0001"),
     (["--diversity_weight=-1"], "--diversity_weight must be >= 0, got -1.0"),
     (["--diversity_floor=2"], "--diversity_floor must be in [0, 1], got 2.0"),
+    (["--source_label_smoothing=1"],
+     "--source_label_smoothing must be in [0, 1), got 1.0"),
     (["--momentum=1.0"], "--momentum must be in [0, 1), got 1.0"),
     (["--weights=imagenet"], "--weights=imagenet is not available for "
      "--backbone=lenet"),

@@ -79,6 +79,31 @@ def test_weighted_source_loss_label_dtypes_and_single_sample():
   np.testing.assert_allclose(got.numpy(), [LN2], rtol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "label_smoothing, weights, expected",
+    [
+        (0.0, None, [LN4, -math.log(0.7)]),
+        # Row 0, y = 1, eps = 0.1, K = 3: 0.9 * ln 4 + 0.1 / 3 * (ln 2 +
+        # ln 4 + ln 4) = 1.2476649 + 0.1155245 = 1.3631894.
+        # Row 1, y = 2: 0.9 * -ln 0.7 + 0.1 / 3 * -(ln 0.1 + ln 0.2 + ln 0.7)
+        # = 0.3210074 + 0.1422900 = 0.4632974.
+        (0.1, None, [1.3631894, 0.4632974]),
+        # The weights scale the smoothed loss: 0.5 * 1.3631894, 0.
+        (0.1, [0.5, 0.0], [0.6815947, 0.0]),
+    ])
+def test_weighted_source_loss_label_smoothing_hand_computed(
+    label_smoothing, weights, expected):
+  got = weighted_source_loss(LOG_PROBS, LABELS, weights, label_smoothing)
+  np.testing.assert_allclose(got.numpy(), expected, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("label_smoothing", [-0.1, 1.0, 1.5])
+def test_weighted_source_loss_refuses_label_smoothing_out_of_range(
+    label_smoothing):
+  with pytest.raises(ValueError, match=f"got {label_smoothing!r}"):
+    weighted_source_loss(LOG_PROBS, LABELS, None, label_smoothing)
+
+
 @pytest.mark.parametrize("n, k", [(1, 2), (5, 3), (12, 7)])
 def test_weighted_source_loss_matches_reference(n, k):
   rng = np.random.default_rng(100 + n + k)

@@ -1,6 +1,8 @@
 """SRDCModel: the six loss terms against a numpy transcription of SRDC.md,
 the coupled L2 and learning-rate split of a step, saving, argument checks."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -137,6 +139,31 @@ def test_diversity_term_enters_the_total_ramped_with_lambda(diversity_weight):
       rtol=1e-5)
 
 
+@pytest.mark.parametrize("source_only", [False, True])
+def test_source_label_smoothing_acts_on_the_output_term_only(source_only):
+  eps = 0.2
+  model = _model(weight_decay=0.0, source_only=source_only,
+                 source_label_smoothing=eps)
+  data = _batch()
+  total, terms, _ = model.compute_losses(data)
+  _, plain_terms, _ = _model(weight_decay=0.0, source_only=source_only
+                             ).compute_losses(data)
+  f_s, h_s, out_s = (np.asarray(t) for t in model.embed(
+      data["source_image"], training=True))
+  w = np.asarray(model.source_weights)[data["source_index"]]
+  y = data["source_label"]
+  log_p = _log_softmax(out_s)
+  smoothed = (1 - eps) * np.eye(K)[y] + eps / K
+  np.testing.assert_allclose(float(terms["source_output_loss"]),
+                             np.mean(-w * (smoothed * log_p).sum(1)),
+                             rtol=1e-5)
+  assert float(terms["source_output_loss"]) != pytest.approx(
+      float(plain_terms["source_output_loss"]), rel=1e-3)
+  for name in ("source_f_loss", "source_h_loss", "target_output_loss"):
+    np.testing.assert_allclose(float(terms[name]), float(plain_terms[name]),
+                               rtol=1e-6, err_msg=name)
+
+
 def test_gradient_flows_through_q_unless_detached():
   data = _batch()
   grads = {}
@@ -175,7 +202,8 @@ def test_keras_round_trip_keeps_tables_and_outputs(tmp_path):
   backbone = build_backbone("lenet", (28, 28, 1))
   model = SRDCModel(backbone, num_classes=K, input_shape=(28, 28, 1),
                     num_source_examples=7, num_target_examples=9,
-                    beta=0.5, detach_q=True, diversity_weight=0.25)
+                    beta=0.5, detach_q=True, diversity_weight=0.25,
+                    source_label_smoothing=0.1)
   model.target_pseudo_labels.assign(np.arange(9) % K)
   model.source_weights.assign(np.linspace(0, 1, 7))
   path = str(tmp_path / "model.keras")
@@ -189,6 +217,7 @@ def test_keras_round_trip_keeps_tables_and_outputs(tmp_path):
   assert loaded.get_config()["beta"] == 0.5
   assert loaded.get_config()["detach_q"]
   assert loaded.get_config()["diversity_weight"] == 0.25
+  assert loaded.get_config()["source_label_smoothing"] == 0.1
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -198,13 +227,14 @@ def test_keras_round_trip_keeps_tables_and_outputs(tmp_path):
     ({"num_target_examples": -3}, "num_target_examples must be > 0, got -3"),
     ({"diversity_weight": -1.0}, "diversity_weight must be >= 0, got -1.0"),
     ({"diversity_floor": 1.5}, "diversity_floor must be in [0, 1], got 1.5"),
+    ({"source_label_smoothing": 1.0},
+     "source_label_smoothing must be in [0, 1), got 1.0"),
 ])
 def test_bad_arguments_name_the_value(kwargs, message):
   args = dict(backbone=None, num_classes=K, input_shape=(D,),
               num_source_examples=N, num_target_examples=N)
   args.update(kwargs)
-  with pytest.raises(ValueError, match=message.replace("[", r"\[").replace(
-      "]", r"\]")):
+  with pytest.raises(ValueError, match=re.escape(message)):
     SRDCModel(**args)
 
 

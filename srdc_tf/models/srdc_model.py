@@ -88,6 +88,9 @@ class SRDCModel(keras.Model):
       paper) leaves it out of the objective.
     diversity_floor: its `floor`, the balance below which it acts (1: the
       whole KL to uniform).
+    source_label_smoothing: eps of the output-level source cross-entropy's
+      label smoothing (beyond the paper, which is 0); the `f`- and `h`-level
+      source terms keep hard labels.
     **kwargs: base model arguments.
   """
 
@@ -97,7 +100,8 @@ class SRDCModel(keras.Model):
                source_regularization=True, source_only=False,
                weight_decay=1e-4, backbone_lr_multiplier=0.1,
                head_init="glorot", feature_assignment="softmax",
-               diversity_weight=0.0, diversity_floor=1.0, **kwargs):
+               diversity_weight=0.0, diversity_floor=1.0,
+               source_label_smoothing=0.0, **kwargs):
     super().__init__(**kwargs)
     if head_init not in HEAD_INITS:
       raise ValueError(
@@ -140,6 +144,10 @@ class SRDCModel(keras.Model):
     self.feature_assignment = feature_assignment
     self.diversity_weight = float(diversity_weight)
     self.diversity_floor = float(diversity_floor)
+    if not 0.0 <= source_label_smoothing < 1.0:
+      raise ValueError(f"source_label_smoothing must be in [0, 1), got "
+                       f"{source_label_smoothing!r}")
+    self.source_label_smoothing = float(source_label_smoothing)
     # PyTorch's nn.Linear kernel: uniform with limit sqrt(3 * scale / fan_in)
     # = 1 / sqrt(fan_in); its bias is set in `build`, once fan_in is known.
     kernel_init = ("glorot_uniform" if head_init == "glorot" else
@@ -248,9 +256,11 @@ class SRDCModel(keras.Model):
     return objectives.diversity_loss(mean_probs,
                                      self.diversity_floor) / replicas
 
-  def _source_loss(self, scores, labels, weights, global_batch):
+  def _source_loss(self, scores, labels, weights, global_batch,
+                   label_smoothing=0.0):
     per_sample = objectives.weighted_source_loss(
-        tf.nn.log_softmax(tf.cast(scores, tf.float32)), labels, weights)
+        tf.nn.log_softmax(tf.cast(scores, tf.float32)), labels, weights,
+        label_smoothing)
     return tf.nn.compute_average_loss(per_sample,
                                       global_batch_size=global_batch)
 
@@ -275,7 +285,8 @@ class SRDCModel(keras.Model):
     zero = tf.constant(0.0)
     terms = dict.fromkeys(LOSS_TERMS, zero)
     terms["source_output_loss"] = self._source_loss(
-        logits_s, source_labels, weights, global_source)
+        logits_s, source_labels, weights, global_source,
+        self.source_label_smoothing)
     penalty = tf.cast(self.penalty, tf.float32)
     total = terms["source_output_loss"]
     if not self.source_only:
@@ -435,6 +446,7 @@ class SRDCModel(keras.Model):
         "feature_assignment": self.feature_assignment,
         "diversity_weight": self.diversity_weight,
         "diversity_floor": self.diversity_floor,
+        "source_label_smoothing": self.source_label_smoothing,
     })
     return config
 

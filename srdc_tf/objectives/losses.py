@@ -17,21 +17,36 @@ def clustering_loss(q, log_probs):
       tf.cast(q, tf.float32) * tf.cast(log_probs, tf.float32), axis=1)
 
 
-def weighted_source_loss(log_probs, labels, weights=None):
+def weighted_source_loss(log_probs, labels, weights=None,
+                         label_smoothing=0.0):
   """Per-sample weighted cross-entropy `-w_j log p_{j, y_j}` (eq. 8).
+
+  With `label_smoothing = eps > 0` the one-hot label becomes
+  `(1 - eps) onehot(y_j) + eps / K` (beyond the paper), so the loss is
+  `-w_j ((1 - eps) log p_{j, y_j} + eps / K sum_k log p_jk)`.
 
   Args:
     log_probs: `[N, K]` log soft assignments.
     labels: `[N]` int true labels.
     weights: optional `[N]` source weights in [0, 1]; 1 when None.
+    label_smoothing: eps in [0, 1).
 
   Returns:
     `[N]` float32 tensor.
+
+  Raises:
+    ValueError: `label_smoothing` is outside [0, 1).
   """
+  if not 0.0 <= label_smoothing < 1.0:
+    raise ValueError(
+        f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
   log_probs = tf.cast(log_probs, tf.float32)
   picked = tf.gather(log_probs, tf.cast(labels, tf.int32), axis=1,
                      batch_dims=1)
   losses = -picked
+  if label_smoothing:
+    uniform = -tf.reduce_mean(log_probs, axis=1)
+    losses = (1.0 - label_smoothing) * losses + label_smoothing * uniform
   if weights is not None:
     losses = losses * tf.cast(weights, tf.float32)
   return losses
