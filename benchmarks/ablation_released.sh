@@ -4,7 +4,7 @@
 # (six tasks, frozen MobileNetV2 cached features) and both digits tasks
 # (LeNet), seed 0; plus the released code's setting of all of them at once,
 # and the switches beyond the released code (feature_assignment_normalized,
-# diversity, diversity_barrier).
+# diversity, diversity_barrier, source_label_smoothing).
 #   SRDC_DATA_ROOT=<folder holding office31/> MOBILENET_WEIGHTS=<file> \
 #   TFDS_DATA_DIR=<folder holding mnist/ and usps/> \
 #     [SEEDS="0"] [VARIANTS="defaults released ..."] [FAMILIES="office31 digits"] \
@@ -27,6 +27,8 @@ declare -A variant_flags=(
   [frozen_views_1]="--cached_views=1"
   [diversity]="--diversity_weight=1"
   [diversity_barrier]="--diversity_weight=1 --diversity_floor=0.8"
+  [source_label_smoothing]="--source_label_smoothing=0.1"
+  [beta_half]="--beta=0.5"
   [released]="--nosoft_selection --norecalibrate_batch_norm --empty_clusters=zero --kmeans_labels=last_iteration --head_init=pytorch --epoch_structure=passes --momentum_convention=pytorch"
 )
 variants=${VARIANTS:-defaults released soft_selection_off moving_bn_statistics empty_clusters_zero kmeans_labels_last_iteration head_init_pytorch epoch_structure_passes momentum_pytorch feature_assignment_normalized}

@@ -35,7 +35,7 @@ flags.DEFINE_integer("num_classes", 31, "K.")
 
 def _models():
   import keras  # pylint: disable=g-import-not-at-top
-  from srdc_tf import runner  # pylint: disable=g-import-not-at-top
+  from srdc_tf import run_settings  # pylint: disable=g-import-not-at-top
   from srdc_tf.models import cut  # pylint: disable=g-import-not-at-top
   from srdc_tf.models import srdc_model  # pylint: disable=g-import-not-at-top
   shape = (FLAGS.image_size, FLAGS.image_size, 3)
@@ -55,7 +55,7 @@ def _models():
     model.q_mix.assign(1.0)
     trainable = sum(int(v.numpy().size) for v in model.trainable_variables)
     models[name] = (model, input_shape, trainable)
-  return models, split, cut_shape, runner.DEFAULT_CACHED_VIEWS
+  return models, split, cut_shape, run_settings.DEFAULT_CACHED_VIEWS
 
 
 def main(argv):

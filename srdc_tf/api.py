@@ -7,7 +7,7 @@ for prediction.
   print(metrics["target_accuracy"])
   srdc_tf.load("saved_models/default/1").predict(images)["class_name"]
 
-The settings are `runner.RunSettings`, whose fields are the flags of
+The settings are `run_settings.RunSettings`, whose fields are the flags of
 `srdc-train` (`tests/test_api.py` keeps the two equal); TensorFlow is
 imported on the first call, so `import srdc_tf` stays cheap.
 """
@@ -41,7 +41,7 @@ class FitResult:
 
 
 def settings_from(source, target, model_dir=None, **settings):
-  """A `runner.RunSettings` from keyword arguments, as `fit` builds it.
+  """A `run_settings.RunSettings` from keyword arguments, as `fit` builds it.
 
   Args:
     source: the labelled source's data spec (as `--source`).
@@ -55,9 +55,10 @@ def settings_from(source, target, model_dir=None, **settings):
   Raises:
     ValueError: a keyword is not a setting, naming it.
   """
-  from srdc_tf import runner  # pylint: disable=g-import-not-at-top
+  from srdc_tf import run_settings  # pylint: disable=g-import-not-at-top
 
-  names = [field.name for field in dataclasses.fields(runner.RunSettings)]
+  names = [field.name
+           for field in dataclasses.fields(run_settings.RunSettings)]
   unknown = sorted(set(settings) - set(names))
   if unknown:
     hints = [f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name)
@@ -66,11 +67,11 @@ def settings_from(source, target, model_dir=None, **settings):
     raise ValueError(
         f"unknown setting(s) {', '.join(hints)}: the settings are the "
         "flags of srdc-train (see `srdc-train --help`), i.e. the fields of "
-        "srdc_tf.runner.RunSettings")
+        "srdc_tf.run_settings.RunSettings")
   if model_dir is None:
     model_dir = tempfile.mkdtemp(prefix="srdc-run-")
-  return runner.RunSettings(source=source, target=target,
-                            model_dir=os.fspath(model_dir), **settings)
+  return run_settings.RunSettings(source=source, target=target,
+                                  model_dir=os.fspath(model_dir), **settings)
 
 
 def fit(source, target, model_dir=None, with_baseline=False,

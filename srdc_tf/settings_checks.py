@@ -12,7 +12,7 @@ def check(settings, with_baseline=False):
   """Raises if a setting is out of range or names a missing file.
 
   Args:
-    settings: a `runner.RunSettings`, or anything with its attributes (the
+    settings: a `run_settings.RunSettings`, or anything with its attributes (the
       parsed flags).
     with_baseline: whether a source-only baseline is trained too.
 

@@ -241,11 +241,11 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   # Imported after flag parsing so that --help and flag errors are instant.
-  from srdc_tf import runner  # pylint: disable=g-import-not-at-top
+  from srdc_tf import run_settings  # pylint: disable=g-import-not-at-top
   from srdc_tf import training  # pylint: disable=g-import-not-at-top
   from srdc_tf.callbacks import divergence  # pylint: disable=g-import-not-at-top
 
-  settings = runner.RunSettings.from_flags(FLAGS)
+  settings = run_settings.RunSettings.from_flags(FLAGS)
   try:
     results, _ = training.train(settings, FLAGS.with_baseline,
                                 FLAGS.overwrite, FLAGS.strategy,

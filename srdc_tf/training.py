@@ -14,7 +14,9 @@ from absl import logging
 
 from srdc_tf import console
 from srdc_tf import distribute
+from srdc_tf import run_data
 from srdc_tf import run_directory
+from srdc_tf import run_settings
 from srdc_tf import runner
 from srdc_tf import settings_checks
 from srdc_tf.models import backbones
@@ -36,7 +38,7 @@ def train(settings, with_baseline=False, overwrite=False,
   """Trains a run (and its baseline) and writes `summary.json`.
 
   Args:
-    settings: a `runner.RunSettings`.
+    settings: a `run_settings.RunSettings`.
     with_baseline: also train the source-only baseline the same way, into
       `<model_dir>/source_only`, and compare with it.
     overwrite: a run of other settings in `model_dir` is moved aside
@@ -100,7 +102,7 @@ def train(settings, with_baseline=False, overwrite=False,
     if not finished:
       console.banner(f"Data check: source {settings.source}, target "
                      f"{settings.target}")
-      data = runner.load_data(settings)
+      data = run_data.load_data(settings)
   except (ValueError, OSError) as error:
     # Bad inputs stop here, before any training, with what was wrong.
     raise InputError(str(error)) from error

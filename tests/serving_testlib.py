@@ -18,6 +18,8 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from srdc_tf import run_data
+from srdc_tf import run_settings
 from srdc_tf import runner
 from srdc_tf.models import build_backbone
 from srdc_tf.models import SRDCModel
@@ -59,13 +61,13 @@ def trained_run():
   """Trains once with `runner.run` and exports; returns
   `(settings, data, result)`."""
   root = work_dir("run")
-  settings = runner.RunSettings(
+  settings = run_settings.RunSettings(
       source="synthetic:source", target="synthetic:target",
       model_dir=os.path.join(root, "model"),
       synthetic_examples_per_class=EXAMPLES_PER_CLASS, epochs=2,
       steps_per_epoch=2, batch_size=16, bottleneck_dim=BOTTLENECK,
       export_dir=os.path.join(root, "export"), verbose=0)
-  data = runner.load_data(settings)
+  data = run_data.load_data(settings)
   result = runner.run(settings, data, tf.distribute.get_strategy())
   return settings, data, result
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import srdc_tf
-from srdc_tf import runner
+from srdc_tf import run_settings
 from srdc_tf import train  # noqa: F401  Defines the flags of srdc-train.
 import serving_testlib
 
@@ -40,7 +40,7 @@ def _train_flags():
 
 def _fields():
   return {field.name: field for field in dataclasses.fields(
-      runner.RunSettings)}
+      run_settings.RunSettings)}
 
 
 def test_every_setting_is_a_flag_and_every_run_flag_a_setting():

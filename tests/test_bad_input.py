@@ -12,6 +12,8 @@ from PIL import Image
 import pytest
 
 import run_testlib
+from srdc_tf import run_data
+from srdc_tf import run_settings
 from srdc_tf import runner
 from srdc_tf.callbacks import backup as backup_lib
 from srdc_tf.callbacks import divergence
@@ -139,15 +141,15 @@ def test_weights_file_of_another_architecture_is_refused(tmp_path):
 def test_class_missing_from_the_target_is_named(tmp_path):
   source = _image_folder(tmp_path / "source", ["bike", "cup", "pen"])
   target = _image_folder(tmp_path / "target", ["bike", "cup"])
-  settings = runner.RunSettings(source=str(source), target=str(target),
-                                model_dir=str(tmp_path / "run"))
+  settings = run_settings.RunSettings(source=str(source), target=str(target),
+                                      model_dir=str(tmp_path / "run"))
   with pytest.raises(ValueError) as error:
-    runner.load_data(settings)
+    run_data.load_data(settings)
   message = str(error.value)
   assert f"source {str(source)!r} and target {str(target)!r}" in message
   assert "['pen'] only in the source, absent from the target" in message
   assert "--shared_classes" in message
-  data = runner.load_data(settings.replace(shared_classes=True))
+  data = run_data.load_data(settings.replace(shared_classes=True))
   assert data.source.class_names == ("bike", "cup")
 
 
@@ -283,12 +285,12 @@ def test_bad_image_stops_the_run_before_training_or_is_skipped(tmp_path):
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
-  settings = runner.RunSettings(
+  settings = run_settings.RunSettings(
       source="synthetic:source", target="synthetic:target",
       model_dir=str(tmp_path), synthetic_examples_per_class=4, image_size=16,
       bottleneck_dim=8, batch_size=8, epochs=2, steps_per_epoch=4,
       lr=1e12, checkpoint_every_steps=1, export_dir="", verbose=0)
-  data = runner.load_data(settings)
+  data = run_data.load_data(settings)
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   with pytest.raises(divergence.TrainingDivergedError) as error:
     runner.run(settings, data, tf.distribute.get_strategy())
@@ -299,7 +301,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
   found = backup_lib.checkpoints(str(tmp_path / "backup"))
   assert found and found[0][1] in message
   # The last good checkpoint loads, and holds numbers.
-  model = runner.build_model(settings, data)
+  model = run_data.build_model(settings, data)
   model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
   model.optimizer.build(model.trainable_variables)
   model.load_weights(os.path.join(found[0][1], backup_lib.STATE_FILE))

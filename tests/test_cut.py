@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import run_testlib
-from srdc_tf import runner
+from srdc_tf import run_settings
 from srdc_tf.data import domain as domain_lib
 from srdc_tf.data import feature_cache
 from srdc_tf.data import pipeline
@@ -215,16 +215,16 @@ def test_cache_key_covers_views_and_cut():
 
 
 @pytest.mark.parametrize("flags, views", [
-    ({"freeze_backbone": True}, runner.DEFAULT_FROZEN_VIEWS),
+    ({"freeze_backbone": True}, run_settings.DEFAULT_FROZEN_VIEWS),
     ({"freeze_backbone": True, "cached_views": 1}, 1),
     ({"freeze_backbone": True, "cached_views": 3}, 3),
-    ({"trainable_layers": 2}, runner.DEFAULT_CACHED_VIEWS),
+    ({"trainable_layers": 2}, run_settings.DEFAULT_CACHED_VIEWS),
     ({"trainable_layers": 2, "cached_views": 0}, 0),
 ])
 def test_views_per_image_default_to_what_the_run_caches(flags, views):
-  settings = runner.RunSettings(source="synthetic:source",
-                                target="synthetic:target", model_dir="unused",
-                                **flags)
+  settings = run_settings.RunSettings(
+      source="synthetic:source", target="synthetic:target",
+      model_dir="unused", **flags)
   assert settings.views_per_image == views
 
 

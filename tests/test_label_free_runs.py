@@ -16,6 +16,8 @@ import tensorflow as tf
 import run_testlib
 import srdc_tf.models  # noqa: F401  Registers the classes model.keras names.
 from srdc_tf import collapse_guard
+from srdc_tf import run_data
+from srdc_tf import run_settings
 from srdc_tf import runner
 from srdc_tf import selection
 from srdc_tf.callbacks import backup as backup_lib
@@ -31,7 +33,7 @@ SCORE_COLUMNS = ["score_entropy", "score_balance", "score_snd",
 
 def _settings(model_dir, **changes):
   """The RunSettings of `TINY_RUN`."""
-  return runner.RunSettings(**{
+  return run_settings.RunSettings(**{
       "source": "synthetic:source", "target": "synthetic:target",
       "model_dir": str(model_dir), "synthetic_examples_per_class": 8,
       "image_size": 16, "bottleneck_dim": 16, "batch_size": 8,
@@ -42,7 +44,7 @@ def _settings(model_dir, **changes):
 
 def _scores_of_saved_model(model_dir, settings):
   """Recomputes the label-free scores of `model_dir/model.keras`."""
-  data = runner.load_data(settings)
+  data = run_data.load_data(settings)
   model = keras.models.load_model(os.path.join(model_dir, "model.keras"))
   scorer = label_free_scores.LabelFreeScores(pipeline.eval_dataset(
       data.target, 128, settings.transform))
@@ -159,13 +161,13 @@ def test_fallback_exports_the_source_only_baseline(tmp_path):
   strategy = tf.distribute.get_strategy()
   settings = _settings(tmp_path / "srdc", on_collapse="fallback",
                        export_dir=str(tmp_path / "export"))
-  data = runner.load_data(settings)
+  data = run_data.load_data(settings)
   # A baseline that did not collapse: trained until it separates its
   # target, here the source's own images.
   baseline_settings = settings.replace(
       source_only=True, model_dir=str(tmp_path / "source_only"),
       export_dir="", epochs=4, steps_per_epoch=6, lr=0.05)
-  baseline_data = runner.RunData(data.source, data.source, data.source)
+  baseline_data = run_data.RunData(data.source, data.source, data.source)
   baseline = runner.run(baseline_settings, baseline_data, strategy)
   assert baseline["warnings"] == [], baseline["warnings"]
   # The adapted run's target: one image repeated, so it collapses.
@@ -173,8 +175,8 @@ def test_fallback_exports_the_source_only_baseline(tmp_path):
   collapsed = domain_lib.Domain(
       "identical", target.class_names, target.labels,
       images=np.repeat(target.images[:1], len(target), axis=0))
-  result = runner.run(settings, runner.RunData(data.source, collapsed,
-                                               collapsed), strategy,
+  result = runner.run(settings, run_data.RunData(data.source, collapsed,
+                                                 collapsed), strategy,
                       baseline_dir=baseline_settings.model_dir)
   kinds = [warning["kind"] for warning in result["warnings"]]
   assert "collapse" in kinds and kinds[-1] == "fallback", kinds
@@ -198,7 +200,7 @@ def test_run_resumed_after_its_last_epoch_still_selects(tmp_path,
   strategy = tf.distribute.get_strategy()
   settings = _settings(tmp_path, select_by="balance", epochs=2,
                        steps_per_epoch=2)
-  data = runner.load_data(settings)
+  data = run_data.load_data(settings)
   # Killed after its last backup, before the backups are removed.
   monkeypatch.setattr(backup_lib.TrainingBackup, "remove", lambda self: None)
   first = runner.run(settings, data, strategy)

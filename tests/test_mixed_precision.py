@@ -8,7 +8,8 @@ import pytest
 import tensorflow as tf
 
 from srdc_tf import callbacks as callbacks_lib
-from srdc_tf import runner
+from srdc_tf import run_data
+from srdc_tf import run_settings
 from srdc_tf.data import pipeline
 from srdc_tf.models import backbones
 from srdc_tf.models import precision
@@ -20,7 +21,7 @@ STATE_DTYPES = {"centres_f": "float32", "centres_h": "float32",
 
 
 def _settings(**changes):
-  return runner.RunSettings(**{
+  return run_settings.RunSettings(**{
       "source": "synthetic:source", "target": "synthetic:target",
       "model_dir": "", "synthetic_examples_per_class": 4, "image_size": 16,
       "bottleneck_dim": 8, "batch_size": 8, "kmeans_iterations": 2,
@@ -31,8 +32,8 @@ def _settings(**changes):
 def _mixed():
   """A mixed_bfloat16 model, its data and a training batch."""
   settings = _settings()
-  data = runner.load_data(settings)
-  model = runner.build_model(settings, data)
+  data = run_data.load_data(settings)
+  model = run_data.build_model(settings, data)
   batch = next(iter(pipeline.train_dataset(
       data.source, data.target, settings.batch_size, settings.transform)))
   return settings, data, model, batch
@@ -151,8 +152,8 @@ def test_short_fit_keeps_float32_state(mixed):
 
 def test_unknown_precision_is_rejected():
   with pytest.raises(ValueError, match="got 'float16'"):
-    runner.build_model(_settings(precision="float16"),
-                       runner.load_data(_settings()))
+    run_data.build_model(_settings(precision="float16"),
+                         run_data.load_data(_settings()))
   assert keras.config.dtype_policy().name == "float32"
 
 

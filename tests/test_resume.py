@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 import run_testlib
+from srdc_tf import run_data
+from srdc_tf import run_settings
 from srdc_tf import runner
 from srdc_tf.callbacks import backup as backup_lib
 from srdc_tf.data import pipeline
@@ -48,11 +50,11 @@ def test_training_stream_restarts_at_any_step():
 
 
 def _tiny_model():
-  settings = runner.RunSettings(
+  settings = run_settings.RunSettings(
       source="synthetic:source", target="synthetic:target", model_dir="",
       synthetic_examples_per_class=2, image_size=16, bottleneck_dim=4)
-  data = runner.load_data(settings)
-  model = runner.build_model(settings, data)
+  data = run_data.load_data(settings)
+  model = run_data.build_model(settings, data)
   model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
   model.optimizer.build(model.trainable_variables)
   return model

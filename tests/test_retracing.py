@@ -9,6 +9,8 @@ import collections
 
 import pytest
 
+from srdc_tf import run_data
+from srdc_tf import run_settings
 from srdc_tf import runner
 from srdc_tf.models import srdc_model
 
@@ -34,7 +36,7 @@ def _traces(monkeypatch):
 
 
 def _run(tmp_path, epochs, **changes):
-  settings = runner.RunSettings(**{
+  settings = run_settings.RunSettings(**{
       "source": "synthetic:source", "target": "synthetic:target",
       "model_dir": str(tmp_path / f"run{epochs}"),
       # 6 classes x 25 = 150 examples: evaluation batches of 128 and 22.
@@ -42,7 +44,7 @@ def _run(tmp_path, epochs, **changes):
       "bottleneck_dim": 8, "batch_size": 8, "kmeans_iterations": 2,
       "epochs": epochs, "steps_per_epoch": 3, "verbose": 0,
       "checkpoint_every_steps": 2, **changes})
-  return runner.run(settings, runner.load_data(settings),
+  return runner.run(settings, run_data.load_data(settings),
                     runner.distribute.create_strategy("default"))
 
 

@@ -10,13 +10,13 @@ import pytest
 
 import run_testlib
 from srdc_tf import run_directory
-from srdc_tf import runner
+from srdc_tf import run_settings
 
 
 def _settings(model_dir, **changes):
-  return runner.RunSettings(source="synthetic:source",
-                            target="synthetic:target",
-                            model_dir=str(model_dir), epochs=3, **changes)
+  return run_settings.RunSettings(source="synthetic:source",
+                                  target="synthetic:target",
+                                  model_dir=str(model_dir), epochs=3, **changes)
 
 
 def _finished(model_dir, settings):

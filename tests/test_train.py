@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 import srdc_tf.models  # noqa: F401  Registers the classes model.keras names.
+from srdc_tf import run_settings
 from srdc_tf import runner
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -187,9 +188,9 @@ def test_office31_flagfile_short_form(tmp_path):
 
 
 def test_finished_result_needs_the_same_settings(tmp_path):
-  settings = runner.RunSettings(source="synthetic:source",
-                                target="synthetic:target",
-                                model_dir=str(tmp_path), epochs=3)
+  settings = run_settings.RunSettings(source="synthetic:source",
+                                      target="synthetic:target",
+                                      model_dir=str(tmp_path), epochs=3)
   assert runner.finished_result(settings) is None  # Nothing there yet.
   (tmp_path / "run_info.json").write_text("{truncated")
   assert runner.finished_result(settings) is None  # Unreadable: train again.
@@ -212,6 +213,7 @@ def test_finished_result_needs_the_same_settings(tmp_path):
     ({"recalibrate_batch_norm": False}, "srdc+moving_bn_statistics"),
 ])
 def test_method_names_the_switches_for_results_tables(changes, method):
-  settings = runner.RunSettings(source="synthetic:source",
-                                target="synthetic:target", model_dir="unused")
+  settings = run_settings.RunSettings(
+      source="synthetic:source", target="synthetic:target",
+      model_dir="unused")
   assert settings.replace(**changes).method == method
