@@ -29,6 +29,7 @@ declare -A variant_flags=(
   [diversity_barrier]="--diversity_weight=1 --diversity_floor=0.8"
   [source_label_smoothing]="--source_label_smoothing=0.1"
   [beta_half]="--beta=0.5"
+  [frozen_views_8]="--cached_views=8"
   [released]="--nosoft_selection --norecalibrate_batch_norm --empty_clusters=zero --kmeans_labels=last_iteration --head_init=pytorch --epoch_structure=passes --momentum_convention=pytorch"
 )
 variants=${VARIANTS:-defaults released soft_selection_off moving_bn_statistics empty_clusters_zero kmeans_labels_last_iteration head_init_pytorch epoch_structure_passes momentum_pytorch feature_assignment_normalized}
