@@ -64,6 +64,8 @@ def train(settings, with_baseline=False, overwrite=False,
   console.set_verbose(settings.verbose)
   try:
     settings_checks.check(settings, with_baseline)
+    for caution in settings_checks.cautions(settings, with_baseline):
+      logging.warning("%s", caution)
     slow = precision.slow_precision_reason(
         settings.precision, precision.cpu_flags(),
         has_gpu=bool(tf.config.list_physical_devices("GPU")))
