@@ -233,14 +233,19 @@ def check_training(epoch_scores, source_shares, kept_epoch, model="srdc"):
   # The largest share if any epoch had one, else the lowest balance.
   worst = (max(shares, key=lambda finding: finding.value) if shares
            else min(findings, key=lambda finding: finding.value))
+  if model == SOURCE_ONLY:
+    # The baseline itself: nothing adapted, and nothing to compare it with.
+    advice = "its predictions on the target were unstable."
+  else:
+    advice = ("the adaptation was unstable: compare it with a source-only "
+              "baseline (--with_baseline) before use.")
   return [Finding(
       UNSTABLE, model, worst.score, worst.value, worst.limit, worst.epoch,
       f"WARNING collapse guard: {len(collapsed)} of {len(epoch_scores)} "
       f"epochs of the {model} run collapsed during training (worst: "
       f"{worst.score}={worst.value:.3f} at epoch {worst.epoch}, limit "
       f"{worst.limit:.3f}); the model kept (epoch {int(kept_epoch)}) did "
-      "not, but the adaptation was unstable: compare it with a source-only "
-      "baseline (--with_baseline) before use.")]
+      f"not, but {advice}")]
 
 
 def is_collapsed(findings):

@@ -160,6 +160,20 @@ def test_check_training_finds_epochs_that_collapsed(epoch_scores, kept,
   assert f"{score}={value:.3f} at epoch {epoch}" in finding.message
 
 
+@pytest.mark.parametrize("model, says, never_says", [
+    ("srdc", "the adaptation was unstable: compare it with a source-only "
+     "baseline (--with_baseline) before use.", "predictions on the target"),
+    # The baseline adapted nothing and has no baseline of its own.
+    (guard_lib.SOURCE_ONLY, "its predictions on the target were unstable.",
+     "--with_baseline"),
+])
+def test_unstable_message_fits_the_model(model, says, never_says):
+  (finding,) = guard_lib.check_training({0: HERDED, 1: HEALTHY},
+                                        BALANCED_SOURCE, 1, model)
+  assert finding.message.endswith(says)
+  assert never_says not in finding.message
+
+
 def test_guard_warns_on_a_run_that_collapsed_before_the_epoch_kept():
   outcome = guard_lib.guard("srdc", HEALTHY, 2, BALANCED_SOURCE, "entropy",
                             epoch_scores={0: HEALTHY, 1: HERDED, 2: HEALTHY})
