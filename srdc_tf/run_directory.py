@@ -10,10 +10,15 @@ directory aside (nothing is deleted), or use another `--model_dir`.
 import dataclasses
 import json
 import os
+import re
 import time
 
 RUN_INFO_FILE = "run_info.json"
 BACKUP_DIR = "backup"
+# A backup is a `ckpt-<global step>` folder under BACKUP_DIR, complete once
+# it holds its position record (`callbacks.backup` writes them).
+POSITION_FILE = "position.json"
+_CHECKPOINT = re.compile(r"^ckpt-(\d+)$")
 # Settings that change where output goes or how much is printed, never
 # what is trained: a run may be resumed or reported with other values.
 RUNTIME_ONLY = ("verbose", "export_dir", "checkpoint_every_steps",
@@ -98,6 +103,19 @@ def read_json(path):
                      f"{error})") from error
 
 
+def checkpoints(backup_dir):
+  """Complete backups under `backup_dir`, newest first, as (step, path)."""
+  if not os.path.isdir(backup_dir):
+    return []
+  found = []
+  for name in os.listdir(backup_dir):
+    match = _CHECKPOINT.match(name)
+    path = os.path.join(backup_dir, name)
+    if match and os.path.isfile(os.path.join(path, POSITION_FILE)):
+      found.append((int(match.group(1)), path))
+  return sorted(found, reverse=True)
+
+
 def _recorded_settings(model_dir):
   """`(what, settings dict)` of the run in `model_dir`, or None: the
   finished run's `run_info.json`, else the newest backup's record."""
@@ -110,12 +128,9 @@ def _recorded_settings(model_dir):
           f"{path!r} cannot be read as a finished run's record ({error}); "
           "nothing was changed. Pass --overwrite to move the folder aside, "
           "or choose another --model_dir.") from error
-  # Imported here: the rest of this module is needed by light tools
-  # (srdc_tf.report) that should not start TensorFlow.
-  from srdc_tf.callbacks import backup as backup_lib  # pylint: disable=g-import-not-at-top
-  for _, path in backup_lib.checkpoints(os.path.join(model_dir, BACKUP_DIR)):
+  for _, path in checkpoints(os.path.join(model_dir, BACKUP_DIR)):
     try:
-      with open(os.path.join(path, backup_lib.POSITION_FILE)) as f:
+      with open(os.path.join(path, POSITION_FILE)) as f:
         record = json.load(f).get("run", {})
     except (OSError, ValueError):
       continue  # A torn backup; the resume skips it too.

@@ -13,6 +13,7 @@ import pytest
 
 import run_testlib
 from srdc_tf import run_data
+from srdc_tf import run_directory
 from srdc_tf import run_settings
 from srdc_tf import runner
 from srdc_tf.callbacks import backup as backup_lib
@@ -298,7 +299,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
   assert "became" in message and "epoch " in message and "step " in message
   assert "Last good checkpoint:" in message and "lower --lr" in message
   assert not os.path.exists(tmp_path / "model.keras")
-  found = backup_lib.checkpoints(str(tmp_path / "backup"))
+  found = run_directory.checkpoints(str(tmp_path / "backup"))
   assert found and found[0][1] in message
   # The last good checkpoint loads, and holds numbers.
   model = run_data.build_model(settings, data)

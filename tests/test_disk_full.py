@@ -13,6 +13,7 @@ import tensorflow as tf
 
 import run_testlib
 import serving_testlib as lib
+from srdc_tf import run_directory
 from srdc_tf import runner
 from srdc_tf import serving
 from srdc_tf import write_guard
@@ -46,7 +47,7 @@ def _tiny_disk(free):
 def test_a_failed_backup_keeps_the_last_good_one(tmp_path, monkeypatch, how):
   backup, model = _backup(tmp_path)
   backup.save(2)
-  good = backup_lib.checkpoints(backup.backup_dir)
+  good = run_directory.checkpoints(backup.backup_dir)
   assert [step for step, _ in good] == [2]
   before = sorted(os.listdir(good[0][1]))
   if how == "write_fails":
@@ -61,7 +62,7 @@ def test_a_failed_backup_keeps_the_last_good_one(tmp_path, monkeypatch, how):
   assert f"the last good backup, {good[0][1]}, is intact" in message
   assert ("No space left on device" if how == "write_fails"
           else "the disk is full: 0.1 MB free") in message
-  assert backup_lib.checkpoints(backup.backup_dir) == good
+  assert run_directory.checkpoints(backup.backup_dir) == good
   assert sorted(os.listdir(good[0][1])) == before
   assert os.listdir(backup.backup_dir) == [os.path.basename(good[0][1])]
 

@@ -17,6 +17,7 @@ import run_testlib
 import srdc_tf.models  # noqa: F401  Registers the classes model.keras names.
 from srdc_tf import collapse_guard
 from srdc_tf import run_data
+from srdc_tf import run_directory
 from srdc_tf import run_settings
 from srdc_tf import runner
 from srdc_tf import selection
@@ -226,7 +227,7 @@ def test_run_killed_mid_epoch_resumes_and_selects_among_later_epochs(
     while True:
       assert victim.poll() is None, (tmp_path / "log").read_text()[-3000:]
       assert time.time() < deadline, "no mid-epoch backup in time"
-      found = backup_lib.checkpoints(str(model_dir / "backup"))
+      found = run_directory.checkpoints(str(model_dir / "backup"))
       if found and found[0][0] // 6 == 1 and found[0][0] % 6:
         break
       time.sleep(0.01)
@@ -234,7 +235,7 @@ def test_run_killed_mid_epoch_resumes_and_selects_among_later_epochs(
     victim.wait(timeout=30)
   finally:
     run_testlib.stop(victim)
-  step = backup_lib.checkpoints(str(model_dir / "backup"))[0][0]
+  step = run_directory.checkpoints(str(model_dir / "backup"))[0][0]
   resumed = run_testlib.train(*args)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert f"resumed at step {step}" in resumed.stdout

@@ -13,6 +13,7 @@ import pytest
 
 import run_testlib
 from srdc_tf import run_data
+from srdc_tf import run_directory
 from srdc_tf import run_settings
 from srdc_tf import runner
 from srdc_tf.callbacks import backup as backup_lib
@@ -84,7 +85,7 @@ def test_backup_interrupted_while_written_is_never_the_latest(tmp_path):
   with pytest.raises(KeyboardInterrupt):
     backup.save(5)
   model.save_weights = original
-  assert [step for step, _ in backup_lib.checkpoints(str(tmp_path))] == [3]
+  assert [step for step, _ in run_directory.checkpoints(str(tmp_path))] == [3]
 
   fresh = _tiny_model()
   point = _backup(tmp_path).restore(fresh)
@@ -93,7 +94,7 @@ def test_backup_interrupted_while_written_is_never_the_latest(tmp_path):
   # The next backup clears what the dead writer left behind.
   backup.save(6)
   assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]
-  assert [s for s, _ in backup_lib.checkpoints(str(tmp_path))] == [6, 3]
+  assert [s for s, _ in run_directory.checkpoints(str(tmp_path))] == [6, 3]
 
 
 def test_model_file_interrupted_while_written_keeps_the_old_one(tmp_path):
@@ -152,18 +153,18 @@ def test_weights_gone_nan_are_never_backed_up(tmp_path):
   with pytest.raises(RuntimeError, match=r"fc2.*epoch 1/2, step 2/4.*Last "
                      r"good checkpoint: .*ckpt-000000001"):
     backup.save(2)
-  assert [s for s, _ in backup_lib.checkpoints(str(tmp_path))] == [1]
+  assert [s for s, _ in run_directory.checkpoints(str(tmp_path))] == [1]
 
 
 # === Killed and started again ===
 
 
 def _latest_position(model_dir):
-  found = backup_lib.checkpoints(os.path.join(model_dir, "backup"))
+  found = run_directory.checkpoints(os.path.join(model_dir, "backup"))
   if not found:
     return None
   try:
-    with open(os.path.join(found[0][1], backup_lib.POSITION_FILE)) as f:
+    with open(os.path.join(found[0][1], run_directory.POSITION_FILE)) as f:
       return json.load(f)
   except (OSError, ValueError):
     return None  # Pruned meanwhile.

@@ -32,7 +32,6 @@ path. `TrainingBackup` differs on each point:
 import dataclasses
 import json
 import os
-import re
 import shutil
 
 from absl import logging
@@ -45,8 +44,6 @@ from srdc_tf import write_guard
 from srdc_tf.callbacks import divergence
 
 STATE_FILE = "state.weights.h5"
-POSITION_FILE = "position.json"
-_CHECKPOINT = re.compile(r"^ckpt-(\d+)$")
 _STAGING_PREFIX = ".staging-"
 
 
@@ -68,19 +65,6 @@ class ResumePoint:
   global_step: int
   epoch_logs: dict
   path: str
-
-
-def checkpoints(backup_dir):
-  """Complete backups under `backup_dir`, newest first, as (step, path)."""
-  if not os.path.isdir(backup_dir):
-    return []
-  found = []
-  for name in os.listdir(backup_dir):
-    match = _CHECKPOINT.match(name)
-    path = os.path.join(backup_dir, name)
-    if match and os.path.isfile(os.path.join(path, POSITION_FILE)):
-      found.append((int(match.group(1)), path))
-  return sorted(found, reverse=True)
 
 
 def _all_finite(model):
@@ -147,7 +131,7 @@ class TrainingBackup(keras.callbacks.Callback):
       ValueError: the backup belongs to a different run, or no backup can
         be read.
     """
-    found = checkpoints(self.backup_dir)
+    found = run_directory.checkpoints(self.backup_dir)
     if not found:
       return None
     if not model.optimizer.built:
@@ -155,7 +139,7 @@ class TrainingBackup(keras.callbacks.Callback):
     errors = []
     for _, path in found:
       try:
-        with open(os.path.join(path, POSITION_FILE)) as f:
+        with open(os.path.join(path, run_directory.POSITION_FILE)) as f:
           position = json.load(f)
       except (OSError, ValueError) as error:
         errors.append(f"{path}: {error}")
@@ -242,7 +226,7 @@ class TrainingBackup(keras.callbacks.Callback):
     }
     name = f"ckpt-{step:09d}"
     what = f"the backup {name}"
-    latest = checkpoints(self.backup_dir)
+    latest = run_directory.checkpoints(self.backup_dir)
     intact = (f"the last good backup, {latest[0][1]}, is intact" if latest
               else "")
     with distribute.write_location(self.backup_dir, self.strategy) as where:
@@ -256,7 +240,8 @@ class TrainingBackup(keras.callbacks.Callback):
         shutil.rmtree(staging, ignore_errors=True)
         os.makedirs(staging)
         self.model.save_weights(os.path.join(staging, STATE_FILE))
-        with open(os.path.join(staging, POSITION_FILE), "w") as f:
+        with open(os.path.join(staging, run_directory.POSITION_FILE),
+                  "w") as f:
           json.dump(position, f, indent=2)
           f.flush()
           os.fsync(f.fileno())
@@ -267,7 +252,7 @@ class TrainingBackup(keras.callbacks.Callback):
       self._prune(where)
 
   def _prune(self, where):
-    for _, path in checkpoints(where)[self.keep:]:
+    for _, path in run_directory.checkpoints(where)[self.keep:]:
       shutil.rmtree(path, ignore_errors=True)
     # Only this process writes here; any staging folder left is that of a
     # process that died while writing.
@@ -277,7 +262,7 @@ class TrainingBackup(keras.callbacks.Callback):
 
   def describe_latest(self):
     """The newest complete backup, for messages."""
-    found = checkpoints(self.backup_dir)
+    found = run_directory.checkpoints(self.backup_dir)
     if not found:
       return f"none under {self.backup_dir!r}"
     step, path = found[0]
