@@ -86,65 +86,11 @@ def run(settings, data, strategy, baseline_dir=None):
         optimizer=keras.optimizers.SGD(settings.lr,
                                        momentum=settings.momentum),
         jit_compile=False)  # XLA halves CPU training speed.
-  callbacks = [callbacks_lib.dao_learning_rate_scheduler(
-      settings.lr, settings.epochs, settings.momentum_convention)]
-  if settings.recalibrate_batch_norm:
-    # Before the state update and the validation that use them.
-    callbacks.append(callbacks_lib.BatchNormRecalibration(
-        pipeline.eval_dataset(
-            data.source if settings.source_only else data.target,
-            eval_batch, transform)))
-  epoch_state = None
-  if not settings.source_only:
-    sharding = distribute.epoch_sharding(strategy)
-    shards = lambda domain: [  # pylint: disable=g-long-lambda
-        pipeline.eval_dataset(domain, eval_batch, transform, shard=shard)
-        for shard in sharding.dataset_shards(len(domain))]
-    epoch_state = callbacks_lib.EpochStateCallback(
-        pipeline.eval_dataset(data.source, eval_batch, transform),
-        pipeline.eval_dataset(data.target, eval_batch, transform),
-        source_shards=shards(data.source), target_shards=shards(data.target),
-        sum_over_shards=sharding.sum_over_shards,
-        epochs=settings.epochs,
-        kmeans_iterations=settings.kmeans_iterations,
-        spherical_kmeans=settings.spherical_kmeans,
-        centre_init=settings.centre_init,
-        soft_selection=settings.soft_selection,
-        empty_clusters=settings.empty_clusters,
-        kmeans_labels=settings.kmeans_labels)
-    callbacks.append(epoch_state)
-  # Label-free target scores into the logs, then the best-scored epoch's
-  # weights kept: after the state update and the BatchNorm recalibration,
-  # before the backup and the logging.
   baseline = (collapse_guard.read_baseline(baseline_dir) if baseline_dir
               else None)
-  label_scores = label_free_scores.LabelFreeScores(
-      pipeline.eval_dataset(data.target, eval_batch, transform),
-      baseline_predictions=baseline.predictions if baseline else None)
-  source_shares = scores_lib.class_shares(data.source.labels,
-                                         data.source.num_classes)
-  selector = model_selection.BestEpochWeights(
-      settings.select_by, label_scores,
-      max_share=collapse_guard.share_limit(source_shares))
-  callbacks += [label_scores, selector]
-  backup = backup_lib.TrainingBackup(
-      os.path.join(settings.model_dir, BACKUP_DIR), steps, settings.epochs,
-      run_record=_run_record(settings, data, steps),
-      save_every_steps=settings.checkpoint_every_steps,
-      epoch_state=epoch_state, strategy=strategy,
-      setting_defaults=run_directory.setting_defaults(settings))
-  # First the divergence check, so that a step whose loss is NaN is never
-  # backed up; then the backup, after the callbacks that set the state.
-  callbacks = ([divergence.StopOnNonFiniteLoss(steps, settings.epochs,
-                                               backup)]
-               + callbacks + [backup])
-  if chief:  # TensorBoard, metrics.csv, the epoch lines: the chief's alone.
-    callbacks += run_logging.run_callbacks(
-        settings.model_dir, epoch_state=epoch_state,
-        class_names=data.source.class_names)
-    callbacks.append(epoch_summary.EpochSummary(
-        settings.method, settings.epochs, settings.source_only))
-  resume = backup.restore(model)
+  parts = _training_callbacks(settings, data, strategy, steps, eval_batch,
+                              transform, baseline)
+  resume = parts.backup.restore(model)
   console.banner(
       f"{'Source-only baseline' if settings.source_only else 'SRDC'}: "
       f"{settings.epochs} epochs of {steps} steps into {settings.model_dir}"
@@ -152,7 +98,8 @@ def run(settings, data, strategy, baseline_dir=None):
   start = time.time()
   # Keras' own line of every logged value only at --verbose=3 and above.
   history = _fit(model, train, target_eval, steps, settings.epochs, resume,
-                 epoch_state, callbacks, 2 if settings.verbose >= 3 else 0)
+                 parts.epoch_state, parts.callbacks,
+                 2 if settings.verbose >= 3 else 0)
   seconds = time.time() - start
   if history.get("val_target_accuracy"):
     accuracy = float(history["val_target_accuracy"][-1])
@@ -160,19 +107,19 @@ def run(settings, data, strategy, baseline_dir=None):
     accuracy = float(model.evaluate(target_eval, verbose=0,
                                     return_dict=True)["target_accuracy"])
   # === Select the epoch kept, then the collapse guard ===
-  selected = selector.finish(model, settings.epochs - 1)
+  selected = parts.selector.finish(model, settings.epochs - 1)
   if selected.restored:
     accuracy = float(history["val_target_accuracy"][selected.position])
   outcome = collapse_guard.guard(
-      settings.method, selected.scores, selected.epoch, source_shares,
+      settings.method, selected.scores, selected.epoch, parts.source_shares,
       settings.select_by, settings.on_collapse, baseline,
-      epoch_scores=label_scores.epoch_scores)
+      epoch_scores=parts.label_scores.epoch_scores)
   kept_scores, kept_predictions = selected.scores, selected.predictions
   if outcome.exported == collapse_guard.SOURCE_ONLY:
     _load_baseline_weights(model, baseline, data)
     accuracy = baseline.target_accuracy
-    kept_scores = label_scores.compute(model)
-    kept_predictions = label_scores.last_predictions
+    kept_scores = parts.label_scores.compute(model)
+    kept_predictions = parts.label_scores.last_predictions
     # The baseline has no pseudo-labels of its own to agree with.
     kept_scores.pop(scores_lib.KMEANS_AGREEMENT, None)
   kept = _model_to_keep(model, data)
@@ -216,9 +163,10 @@ def run(settings, data, strategy, baseline_dir=None):
   result.update({
       "select_by": selected.select_by, "selected_epoch": selected.epoch,
       "selection_score": selected.score,
-      "selection_max_share": selector.max_share, "scores": kept_scores,
+      "selection_max_share": parts.selector.max_share,
+      "scores": kept_scores,
       "epoch_scores": [{"epoch": epoch, **values} for epoch, values in
-                       sorted(label_scores.epoch_scores.items())],
+                       sorted(parts.label_scores.epoch_scores.items())],
       "warnings": [finding.as_dict() for finding in outcome.findings],
       "exported": (settings.method
                    if outcome.exported == collapse_guard.ADAPTED
@@ -238,8 +186,84 @@ def run(settings, data, strategy, baseline_dir=None):
                     name: [dataclasses.asdict(item) for item in items]
                     for name, items in skipped.items()}})
   # Finished and written: a restart starts over instead of resuming.
-  backup.remove()
+  parts.backup.remove()
   return result
+
+
+@dataclasses.dataclass(frozen=True)
+class _TrainingCallbacks:
+  """The callbacks of a run's `fit`, in order, and those the run reads
+  after it."""
+  callbacks: list
+  epoch_state: object
+  label_scores: object
+  selector: object
+  backup: object
+  source_shares: object
+
+
+def _training_callbacks(settings, data, strategy, steps, eval_batch,
+                        transform, baseline):
+  """Every callback of a run's `fit`, in the order they must run."""
+  chief = distribute.is_chief(strategy)
+  callbacks = [callbacks_lib.dao_learning_rate_scheduler(
+      settings.lr, settings.epochs, settings.momentum_convention)]
+  if settings.recalibrate_batch_norm:
+    # Before the state update and the validation that use them.
+    callbacks.append(callbacks_lib.BatchNormRecalibration(
+        pipeline.eval_dataset(
+            data.source if settings.source_only else data.target,
+            eval_batch, transform)))
+  epoch_state = None
+  if not settings.source_only:
+    sharding = distribute.epoch_sharding(strategy)
+    shards = lambda domain: [  # pylint: disable=g-long-lambda
+        pipeline.eval_dataset(domain, eval_batch, transform, shard=shard)
+        for shard in sharding.dataset_shards(len(domain))]
+    epoch_state = callbacks_lib.EpochStateCallback(
+        pipeline.eval_dataset(data.source, eval_batch, transform),
+        pipeline.eval_dataset(data.target, eval_batch, transform),
+        source_shards=shards(data.source), target_shards=shards(data.target),
+        sum_over_shards=sharding.sum_over_shards,
+        epochs=settings.epochs,
+        kmeans_iterations=settings.kmeans_iterations,
+        spherical_kmeans=settings.spherical_kmeans,
+        centre_init=settings.centre_init,
+        soft_selection=settings.soft_selection,
+        empty_clusters=settings.empty_clusters,
+        kmeans_labels=settings.kmeans_labels)
+    callbacks.append(epoch_state)
+  # Label-free target scores into the logs, then the best-scored epoch's
+  # weights kept: after the state update and the BatchNorm recalibration,
+  # before the backup and the logging.
+  label_scores = label_free_scores.LabelFreeScores(
+      pipeline.eval_dataset(data.target, eval_batch, transform),
+      baseline_predictions=baseline.predictions if baseline else None)
+  source_shares = scores_lib.class_shares(data.source.labels,
+                                         data.source.num_classes)
+  selector = model_selection.BestEpochWeights(
+      settings.select_by, label_scores,
+      max_share=collapse_guard.share_limit(source_shares))
+  callbacks += [label_scores, selector]
+  backup = backup_lib.TrainingBackup(
+      os.path.join(settings.model_dir, BACKUP_DIR), steps, settings.epochs,
+      run_record=_run_record(settings, data, steps),
+      save_every_steps=settings.checkpoint_every_steps,
+      epoch_state=epoch_state, strategy=strategy,
+      setting_defaults=run_directory.setting_defaults(settings))
+  # First the divergence check, so that a step whose loss is NaN is never
+  # backed up; then the backup, after the callbacks that set the state.
+  callbacks = ([divergence.StopOnNonFiniteLoss(steps, settings.epochs,
+                                               backup)]
+               + callbacks + [backup])
+  if chief:  # TensorBoard, metrics.csv, the epoch lines: the chief's alone.
+    callbacks += run_logging.run_callbacks(
+        settings.model_dir, epoch_state=epoch_state,
+        class_names=data.source.class_names)
+    callbacks.append(epoch_summary.EpochSummary(
+        settings.method, settings.epochs, settings.source_only))
+  return _TrainingCallbacks(callbacks, epoch_state, label_scores, selector,
+                            backup, source_shares)
 
 
 def _trained_above_cut(model, data):
