@@ -106,22 +106,75 @@ def run(settings, data, strategy, baseline_dir=None):
   else:  # Resumed after the last epoch: nothing was left to train.
     accuracy = float(model.evaluate(target_eval, verbose=0,
                                     return_dict=True)["target_accuracy"])
-  # === Select the epoch kept, then the collapse guard ===
+  selected, outcome, kept = _select_and_guard(settings, data, model, parts,
+                                              baseline, history, accuracy)
+  export = _save_outputs(settings, data, strategy, model)
+  skipped = _skipped_images(data)
+  result = {"target_accuracy": kept.accuracy,
+            "per_class_accuracy": _per_class_accuracy(
+                model, data.target_eval, eval_batch, transform),
+            "seconds": seconds, "export": export, "epochs": settings.epochs,
+            "task": settings.task_name, "method": settings.method,
+            "seed": settings.seed,
+            "resumed_from": resume.global_step if resume else 0,
+            "skipped_images": {name: len(items)
+                               for name, items in skipped.items()}}
+  result.update(_selection_record(settings, parts, selected, kept.scores,
+                                  outcome, history))
+  if chief:
+    # Before run_info.json, which marks the run finished.
+    _save_predictions(os.path.join(settings.model_dir,
+                                   collapse_guard.PREDICTIONS_FILE),
+                      kept.predictions)
+    write_json(os.path.join(settings.model_dir, RUN_INFO_FILE),
+               {**result, "settings": dataclasses.asdict(settings),
+                "skipped_image_files": {
+                    name: [dataclasses.asdict(item) for item in items]
+                    for name, items in skipped.items()}})
+  # Finished and written: a restart starts over instead of resuming.
+  parts.backup.remove()
+  return result
+
+
+@dataclasses.dataclass(frozen=True)
+class _KeptModel:
+  """What the run hands over: its target accuracy, label-free scores and
+  target predictions (the selected epoch's, or the baseline's after a
+  fallback)."""
+  accuracy: float
+  scores: dict
+  predictions: object
+
+
+def _select_and_guard(settings, data, model, parts, baseline, history,
+                      last_accuracy):
+  """Restores the selected epoch's weights into `model`, runs the collapse
+  guard and, after a fallback, loads the baseline's; returns the selection,
+  the guard's outcome and a `_KeptModel`."""
   selected = parts.selector.finish(model, settings.epochs - 1)
+  accuracy = last_accuracy
   if selected.restored:
     accuracy = float(history["val_target_accuracy"][selected.position])
   outcome = collapse_guard.guard(
       settings.method, selected.scores, selected.epoch, parts.source_shares,
       settings.select_by, settings.on_collapse, baseline,
       epoch_scores=parts.label_scores.epoch_scores)
-  kept_scores, kept_predictions = selected.scores, selected.predictions
-  if outcome.exported == collapse_guard.SOURCE_ONLY:
-    _load_baseline_weights(model, baseline, data)
-    accuracy = baseline.target_accuracy
-    kept_scores = parts.label_scores.compute(model)
-    kept_predictions = parts.label_scores.last_predictions
-    # The baseline has no pseudo-labels of its own to agree with.
-    kept_scores.pop(scores_lib.KMEANS_AGREEMENT, None)
+  if outcome.exported != collapse_guard.SOURCE_ONLY:
+    return selected, outcome, _KeptModel(accuracy, selected.scores,
+                                         selected.predictions)
+  _load_baseline_weights(model, baseline, data)
+  scores = parts.label_scores.compute(model)
+  # The baseline has no pseudo-labels of its own to agree with.
+  scores.pop(scores_lib.KMEANS_AGREEMENT, None)
+  return selected, outcome, _KeptModel(baseline.target_accuracy, scores,
+                                       parts.label_scores.last_predictions)
+
+
+def _save_outputs(settings, data, strategy, model):
+  """Writes model.keras, its run files, a frozen backbone's model, the
+  worker's weights and the export; returns the export path (chief) or
+  None."""
+  chief = distribute.is_chief(strategy)
   kept = _model_to_keep(model, data)
   save_model(kept, os.path.join(settings.model_dir, run_files.MODEL_FILE),
              strategy)
@@ -139,28 +192,31 @@ def run(settings, data, strategy, baseline_dir=None):
     model.save_weights(os.path.join(
         settings.worker_weights_dir,
         f"{distribute.worker_name(strategy)}.weights.h5"))
-  export = None
-  if settings.export_dir:
-    console.banner(f"Export: a SavedModel version under {settings.export_dir}")
-    with distribute.write_location(settings.export_dir, strategy) as base:
-      export = serving.export_saved_model(
-          kept, base, data.source.class_names, transform=settings.transform,
-          backbone=data.frozen_backbone if heads_only else None)
-    export = export if chief else None
+  if not settings.export_dir:
+    return None
+  console.banner(f"Export: a SavedModel version under {settings.export_dir}")
+  with distribute.write_location(settings.export_dir, strategy) as base:
+    export = serving.export_saved_model(
+        kept, base, data.source.class_names, transform=settings.transform,
+        backbone=data.frozen_backbone if heads_only else None)
+  return export if chief else None
+
+
+def _skipped_images(data):
+  """The unreadable images skipped per domain (`data.source.skipped`...)."""
   skipped = {"source": list(data.source.skipped),
              "target": list(data.target.skipped)}
   if data.target_eval is not data.target:
     skipped["target_eval"] = list(data.target_eval.skipped)
-  result = {"target_accuracy": accuracy,
-            "per_class_accuracy": _per_class_accuracy(
-                model, data.target_eval, eval_batch, transform),
-            "seconds": seconds, "export": export, "epochs": settings.epochs,
-            "task": settings.task_name, "method": settings.method,
-            "seed": settings.seed,
-            "resumed_from": resume.global_step if resume else 0,
-            "skipped_images": {name: len(items)
-                               for name, items in skipped.items()}}
-  result.update({
+  return skipped
+
+
+def _selection_record(settings, parts, selected, kept_scores, outcome,
+                      history):
+  """The summary's entries on the epoch kept, every epoch's label-free
+  scores, the collapse guard's findings and which model was exported."""
+  exported_baseline = outcome.exported == collapse_guard.SOURCE_ONLY
+  record = {
       "select_by": selected.select_by, "selected_epoch": selected.epoch,
       "selection_score": selected.score,
       "selection_max_share": parts.selector.max_share,
@@ -168,26 +224,13 @@ def run(settings, data, strategy, baseline_dir=None):
       "epoch_scores": [{"epoch": epoch, **values} for epoch, values in
                        sorted(parts.label_scores.epoch_scores.items())],
       "warnings": [finding.as_dict() for finding in outcome.findings],
-      "exported": (settings.method
-                   if outcome.exported == collapse_guard.ADAPTED
-                   else collapse_guard.SOURCE_ONLY)})
-  if outcome.exported == collapse_guard.SOURCE_ONLY:
-    result["adapted_target_accuracy"] = (
+      "exported": (collapse_guard.SOURCE_ONLY if exported_baseline
+                   else settings.method)}
+  if exported_baseline:
+    record["adapted_target_accuracy"] = (
         float(history["val_target_accuracy"][selected.position])
         if selected.position is not None else None)
-  if chief:
-    # Before run_info.json, which marks the run finished.
-    _save_predictions(os.path.join(settings.model_dir,
-                                   collapse_guard.PREDICTIONS_FILE),
-                      kept_predictions)
-    write_json(os.path.join(settings.model_dir, RUN_INFO_FILE),
-               {**result, "settings": dataclasses.asdict(settings),
-                "skipped_image_files": {
-                    name: [dataclasses.asdict(item) for item in items]
-                    for name, items in skipped.items()}})
-  # Finished and written: a restart starts over instead of resuming.
-  parts.backup.remove()
-  return result
+  return record
 
 
 @dataclasses.dataclass(frozen=True)
