@@ -132,4 +132,5 @@ def _build_model(settings, data):
       feature_assignment=settings.feature_assignment,
       diversity_weight=settings.diversity_weight,
       diversity_floor=settings.diversity_floor,
-      source_label_smoothing=settings.source_label_smoothing)
+      source_label_smoothing=settings.source_label_smoothing,
+      target_confidence_threshold=settings.target_confidence_threshold)

@@ -18,7 +18,8 @@ from srdc_tf.data import validation
 RELEASED_CODE_SWITCHES = ("empty_clusters", "kmeans_labels", "head_init",
                           "epoch_structure", "momentum_convention",
                           "feature_assignment", "diversity_weight",
-                          "diversity_floor", "source_label_smoothing")
+                          "diversity_floor", "source_label_smoothing",
+                          "target_confidence_threshold")
 
 
 # Views cached per image when only a backbone's top trains (see
@@ -80,6 +81,7 @@ class RunSettings:
   diversity_weight: float = 0.0
   diversity_floor: float = 1.0
   source_label_smoothing: float = 0.0
+  target_confidence_threshold: float = 0.0
   epoch_structure: str = "stream"
   momentum_convention: str = "keras"
   epochs: int = 200

@@ -76,6 +76,9 @@ def check(settings, with_baseline=False):
   if not 0.0 <= settings.diversity_floor <= 1.0:
     raise ValueError(f"--diversity_floor must be in [0, 1], got "
                      f"{settings.diversity_floor}")
+  if not 0.0 <= settings.target_confidence_threshold < 1.0:
+    raise ValueError(f"--target_confidence_threshold must be in [0, 1), got "
+                     f"{settings.target_confidence_threshold}")
   if not 0.0 <= settings.source_label_smoothing < 1.0:
     raise ValueError(f"--source_label_smoothing must be in [0, 1), got "
                      f"{settings.source_label_smoothing}")

@@ -150,6 +150,10 @@ flags.DEFINE_float("diversity_floor", 1.0,
 flags.DEFINE_float("source_label_smoothing", 0.0,
                    "Label smoothing eps of the output-level source "
                    "cross-entropy (beyond the paper, which is 0).")
+flags.DEFINE_float("target_confidence_threshold", 0.0,
+                   "Target samples whose largest predicted probability is "
+                   "below this are left out of a step's target clustering "
+                   "terms (beyond the paper, which is 0: every sample).")
 flags.DEFINE_enum("head_init", "glorot", ["glorot", "pytorch"],
                   "Initialisation of fc1 and fc2: Keras' Glorot uniform, or "
                   "PyTorch's nn.Linear default (the released code).")

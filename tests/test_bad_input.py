@@ -73,6 +73,8 @@ def test_unknown_backbone_is_refused(tmp_path):
     (["--diversity_floor=2"], "--diversity_floor must be in [0, 1], got 2.0"),
     (["--source_label_smoothing=1"],
      "--source_label_smoothing must be in [0, 1), got 1.0"),
+    (["--target_confidence_threshold=1"],
+     "--target_confidence_threshold must be in [0, 1), got 1.0"),
     (["--momentum=1.0"], "--momentum must be in [0, 1), got 1.0"),
     (["--weights=imagenet"], "--weights=imagenet is not available for "
      "--backbone=lenet"),

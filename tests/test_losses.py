@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from srdc_tf.objectives.losses import clustering_loss
+from srdc_tf.objectives.losses import confidence_mask
 from srdc_tf.objectives.losses import diversity_loss
 from srdc_tf.objectives.losses import weighted_source_loss
 
@@ -156,3 +157,32 @@ def test_diversity_loss_gradient_moves_mass_to_the_rarer_class():
   np.testing.assert_allclose(tape.gradient(loss, mean_probs).numpy(),
                              [math.log(0.75) + 1, math.log(0.25) + 1],
                              rtol=1e-6)
+
+
+@pytest.mark.parametrize("threshold, expected", [
+    (0.0, [1.0, 1.0, 1.0]),
+    # Largest probabilities 0.7, 0.5, 0.9: the boundary value is kept.
+    (0.5, [1.0, 1.0, 1.0]),
+    (0.7, [1.0, 0.0, 1.0]),
+    (0.95, [0.0, 0.0, 0.0]),
+])
+def test_confidence_mask_hand_computed(threshold, expected):
+  probs = [[0.1, 0.2, 0.7], [0.25, 0.25, 0.5], [0.9, 0.05, 0.05]]
+  got = confidence_mask(probs, threshold)
+  assert got.dtype == tf.float32
+  np.testing.assert_array_equal(got.numpy(), expected)
+
+
+def test_confidence_mask_is_a_constant_for_the_gradient():
+  logits = tf.Variable([[2.0, 0.0], [0.0, 0.1]])
+  with tf.GradientTape() as tape:
+    mask = confidence_mask(tf.nn.softmax(logits), 0.6)
+  assert tape.gradient(mask, logits) is None
+  np.testing.assert_array_equal(mask.numpy(), [1.0, 0.0])
+
+
+@pytest.mark.parametrize("threshold", [-0.1, 1.0])
+def test_confidence_mask_refuses_threshold_out_of_range(threshold):
+  with pytest.raises(ValueError, match=r"threshold must be in \[0, 1\), got "
+                     + str(threshold)):
+    confidence_mask([[0.5, 0.5]], threshold)

@@ -164,6 +164,38 @@ def test_source_label_smoothing_acts_on_the_output_term_only(source_only):
                                rtol=1e-6, err_msg=name)
 
 
+def test_confidence_threshold_drops_unsure_target_samples_at_every_level():
+  data = _batch()
+  plain = _model(weight_decay=0.0)
+  _, plain_terms, _ = plain.compute_losses(data)
+  probs = tf.nn.softmax(plain.embed(data["target_image"], training=True)[2])
+  confidence = np.sort(np.asarray(tf.reduce_max(probs, axis=1)))
+  # Between the two least confident samples: exactly one is dropped.
+  threshold = float(confidence[:2].mean())
+  model = _model(weight_decay=0.0, target_confidence_threshold=threshold)
+  _, terms, _ = model.compute_losses(data)
+  for name in ("target_output_loss", "target_f_loss", "target_h_loss"):
+    assert 0.0 < float(terms[name]) < float(plain_terms[name]), name
+  # The output term by hand: q over the whole batch, the mean over the whole
+  # batch, the dropped sample's loss set to 0.
+  out_t = np.asarray(model.embed(data["target_image"], training=True)[2])
+  p = np.exp(_log_softmax(out_t))
+  pseudo = np.asarray(model.target_pseudo_labels)[data["target_index"]]
+  per_sample = -(_q(p, float(model.q_mix), pseudo)
+                 * _log_softmax(out_t)).sum(1)
+  np.testing.assert_allclose(float(terms["target_output_loss"]),
+                             np.mean(per_sample * (p.max(1) >= threshold)),
+                             rtol=1e-5)
+  for name in ("source_output_loss", "source_f_loss", "source_h_loss"):
+    np.testing.assert_allclose(float(terms[name]), float(plain_terms[name]),
+                               rtol=1e-6, err_msg=name)
+  # Above every sample's confidence: no target term is left.
+  _, none_left, _ = _model(weight_decay=0.0, target_confidence_threshold=min(
+      0.999, float(confidence[-1]) + 1e-3)).compute_losses(data)
+  for name in ("target_output_loss", "target_f_loss", "target_h_loss"):
+    assert float(none_left[name]) == 0.0, name
+
+
 def test_gradient_flows_through_q_unless_detached():
   data = _batch()
   grads = {}
@@ -203,7 +235,8 @@ def test_keras_round_trip_keeps_tables_and_outputs(tmp_path):
   model = SRDCModel(backbone, num_classes=K, input_shape=(28, 28, 1),
                     num_source_examples=7, num_target_examples=9,
                     beta=0.5, detach_q=True, diversity_weight=0.25,
-                    source_label_smoothing=0.1)
+                    source_label_smoothing=0.1,
+                    target_confidence_threshold=0.9)
   model.target_pseudo_labels.assign(np.arange(9) % K)
   model.source_weights.assign(np.linspace(0, 1, 7))
   path = str(tmp_path / "model.keras")
@@ -218,6 +251,7 @@ def test_keras_round_trip_keeps_tables_and_outputs(tmp_path):
   assert loaded.get_config()["detach_q"]
   assert loaded.get_config()["diversity_weight"] == 0.25
   assert loaded.get_config()["source_label_smoothing"] == 0.1
+  assert loaded.get_config()["target_confidence_threshold"] == 0.9
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -229,6 +263,8 @@ def test_keras_round_trip_keeps_tables_and_outputs(tmp_path):
     ({"diversity_floor": 1.5}, "diversity_floor must be in [0, 1], got 1.5"),
     ({"source_label_smoothing": 1.0},
      "source_label_smoothing must be in [0, 1), got 1.0"),
+    ({"target_confidence_threshold": -0.5},
+     "target_confidence_threshold must be in [0, 1), got -0.5"),
 ])
 def test_bad_arguments_name_the_value(kwargs, message):
   args = dict(backbone=None, num_classes=K, input_shape=(D,),

@@ -91,6 +91,10 @@ class SRDCModel(keras.Model):
     source_label_smoothing: eps of the output-level source cross-entropy's
       label smoothing (beyond the paper, which is 0); the `f`- and `h`-level
       source terms keep hard labels.
+    target_confidence_threshold: target samples whose largest output
+      probability is below it are left out of the target clustering terms
+      (all three levels) of a step (beyond the paper, which is 0: every
+      sample); `objectives.confidence_mask`.
     **kwargs: base model arguments.
   """
 
@@ -101,7 +105,8 @@ class SRDCModel(keras.Model):
                weight_decay=1e-4, backbone_lr_multiplier=0.1,
                head_init="glorot", feature_assignment="softmax",
                diversity_weight=0.0, diversity_floor=1.0,
-               source_label_smoothing=0.0, **kwargs):
+               source_label_smoothing=0.0, target_confidence_threshold=0.0,
+               **kwargs):
     super().__init__(**kwargs)
     if head_init not in HEAD_INITS:
       raise ValueError(
@@ -148,6 +153,10 @@ class SRDCModel(keras.Model):
       raise ValueError(f"source_label_smoothing must be in [0, 1), got "
                        f"{source_label_smoothing!r}")
     self.source_label_smoothing = float(source_label_smoothing)
+    if not 0.0 <= target_confidence_threshold < 1.0:
+      raise ValueError(f"target_confidence_threshold must be in [0, 1), got "
+                       f"{target_confidence_threshold!r}")
+    self.target_confidence_threshold = float(target_confidence_threshold)
     # PyTorch's nn.Linear kernel: uniform with limit sqrt(3 * scale / fan_in)
     # = 1 / sqrt(fan_in); its bias is set in `build`, once fan_in is known.
     kernel_init = ("glorot_uniform" if head_init == "glorot" else
@@ -235,7 +244,8 @@ class SRDCModel(keras.Model):
     return objectives.feature_assignment_logits(
         features, centres, self.alpha, self.feature_assignment)
 
-  def _target_clustering_loss(self, scores, pseudo_labels, global_batch):
+  def _target_clustering_loss(self, scores, pseudo_labels, global_batch,
+                              mask=None):
     probs = tf.nn.softmax(tf.cast(scores, tf.float32))
     q = objectives.auxiliary_distribution(
         probs, _sum_over_replicas(tf.reduce_sum(probs, axis=0)),
@@ -243,6 +253,8 @@ class SRDCModel(keras.Model):
     q = objectives.mix_with_pseudo_labels(q, pseudo_labels, self.q_mix)
     per_sample = objectives.clustering_loss(
         q, tf.nn.log_softmax(tf.cast(scores, tf.float32)))
+    if mask is not None:
+      per_sample *= mask
     return tf.nn.compute_average_loss(per_sample,
                                       global_batch_size=global_batch)
 
@@ -300,14 +312,20 @@ class SRDCModel(keras.Model):
       global_target = _global_batch_size(logits_t)
       pseudo_labels = tf.gather(self.target_pseudo_labels,
                                 tf.cast(data["target_index"], tf.int32))
+      # Dropped samples still count in the mean's denominator, so the
+      # threshold lowers the target terms' weight as well as their reach.
+      mask = (objectives.confidence_mask(
+          tf.nn.softmax(tf.cast(logits_t, tf.float32)),
+          self.target_confidence_threshold)
+              if self.target_confidence_threshold else None)
       terms["target_output_loss"] = self._target_clustering_loss(
-          logits_t, pseudo_labels, global_target)
+          logits_t, pseudo_labels, global_target, mask)
       terms["target_f_loss"] = self._target_clustering_loss(
           self._assignment_logits(f_t, self.centres_f),
-          pseudo_labels, global_target)
+          pseudo_labels, global_target, mask)
       terms["target_h_loss"] = self._target_clustering_loss(
           self._assignment_logits(h_t, self.centres_h),
-          pseudo_labels, global_target)
+          pseudo_labels, global_target, mask)
       target = terms["target_output_loss"]
       if self.feature_clustering:
         target += terms["target_f_loss"] + terms["target_h_loss"]
@@ -447,6 +465,7 @@ class SRDCModel(keras.Model):
         "diversity_weight": self.diversity_weight,
         "diversity_floor": self.diversity_floor,
         "source_label_smoothing": self.source_label_smoothing,
+        "target_confidence_threshold": self.target_confidence_threshold,
     })
     return config
 

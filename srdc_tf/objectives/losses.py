@@ -17,6 +17,27 @@ def clustering_loss(q, log_probs):
       tf.cast(q, tf.float32) * tf.cast(log_probs, tf.float32), axis=1)
 
 
+def confidence_mask(probs, threshold):
+  """Which target samples the clustering loss keeps: those whose largest
+  predicted probability is at least `threshold`.
+
+  Args:
+    probs: `[N, K]` predicted probabilities.
+    threshold: in [0, 1); 0 keeps every sample.
+
+  Returns:
+    `[N]` float32 tensor of 0s and 1s, a constant for the gradient.
+
+  Raises:
+    ValueError: `threshold` is outside [0, 1).
+  """
+  if not 0.0 <= threshold < 1.0:
+    raise ValueError(f"threshold must be in [0, 1), got {threshold!r}")
+  confidence = tf.reduce_max(tf.cast(probs, tf.float32), axis=1)
+  return tf.stop_gradient(
+      tf.cast(confidence >= threshold, tf.float32))
+
+
 def weighted_source_loss(log_probs, labels, weights=None,
                          label_smoothing=0.0):
   """Per-sample weighted cross-entropy `-w_j log p_{j, y_j}` (eq. 8).
