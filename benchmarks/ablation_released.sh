@@ -4,7 +4,8 @@
 # (six tasks, frozen MobileNetV2 cached features) and both digits tasks
 # (LeNet), seed 0; plus the released code's setting of all of them at once,
 # and the switches beyond the released code (feature_assignment_normalized,
-# diversity, diversity_barrier, source_label_smoothing).
+# diversity, diversity_barrier, source_label_smoothing,
+# target_confidence_95).
 #   SRDC_DATA_ROOT=<folder holding office31/> MOBILENET_WEIGHTS=<file> \
 #   TFDS_DATA_DIR=<folder holding mnist/ and usps/> \
 #     [SEEDS="0"] [VARIANTS="defaults released ..."] [FAMILIES="office31 digits"] \
@@ -30,6 +31,7 @@ declare -A variant_flags=(
   [source_label_smoothing]="--source_label_smoothing=0.1"
   [beta_half]="--beta=0.5"
   [frozen_views_8]="--cached_views=8"
+  [target_confidence_95]="--target_confidence_threshold=0.95"
   [released]="--nosoft_selection --norecalibrate_batch_norm --empty_clusters=zero --kmeans_labels=last_iteration --head_init=pytorch --epoch_structure=passes --momentum_convention=pytorch"
 )
 variants=${VARIANTS:-defaults released soft_selection_off moving_bn_statistics empty_clusters_zero kmeans_labels_last_iteration head_init_pytorch epoch_structure_passes momentum_pytorch feature_assignment_normalized}
