@@ -70,7 +70,7 @@ def spearman(x, y):
   return float((rx * ry).sum() / denominator)
 
 
-def analyse_run(metrics, max_share=None):
+def analyse_run(metrics, max_share=None, exclude_after_herding=False):
   """Correlations and selections of one run.
 
   Args:
@@ -78,6 +78,7 @@ def analyse_run(metrics, max_share=None):
       and `score_*` columns).
     max_share: the run's collapse share limit (`selection.eligible`), or
       None (runs older than its summary's `selection_max_share`).
+    exclude_after_herding: see `selection.select_epoch`.
 
   Returns:
     A dict: `correlation` (score -> oriented Spearman rho, NaN when the run
@@ -106,7 +107,7 @@ def analyse_run(metrics, max_share=None):
         selection.DIRECTIONS[name] * values, metrics[ACCURACY])
     epoch, _ = selection.select_epoch(
         {int(e): _scores_of(metrics, row) for row, e in enumerate(epochs)},
-        name, max_share)
+        name, max_share, exclude_after_herding)
     result["accuracy"][name] = accuracy[epoch]
   return result
 
@@ -173,16 +174,19 @@ def tables(runs, by_task=False):
   task and method (per task, over all its methods, with `by_task`),
   averaged over its runs. Runs still in progress (no run_info.json) and
   runs that logged no scores (older versions) are left out, so that every
-  column averages the same runs."""
+  column averages the same runs. Selections replay `--select_by` with the
+  defaults: adaptation runs exclude the epochs after a herd."""
   groups = {}
   for _, task, method, metrics, max_share in runs:
     if method == "?" or not any(column.startswith(scores_lib.SCORE_PREFIX)
                                 for column in metrics.columns):
       continue
+    adapted = method != "source_only"
     if by_task:
       method = "srdc" if method.startswith("srdc") else method
-    groups.setdefault((task, method), []).append(
-        analyse_run(metrics, max_share))
+    groups.setdefault((task, method), []).append(analyse_run(
+        metrics, max_share, exclude_after_herding=(
+            adapted and selection.DEFAULT_EXCLUDE_AFTER_HERDING)))
   correlation_rows, accuracy_rows = [], []
   for (task, method), results in sorted(groups.items()):
     head = [task, method, len(results)]

@@ -103,6 +103,7 @@ class RunSettings:
   precision: str = "float32"
   fused_batch_norm: bool = True
   select_by: str = selection.DEFAULT_SELECT_BY
+  exclude_after_herding: bool = selection.DEFAULT_EXCLUDE_AFTER_HERDING
   on_collapse: str = "warn"
 
   @classmethod

@@ -220,6 +220,7 @@ def _selection_record(settings, parts, selected, kept_scores, outcome,
       "select_by": selected.select_by, "selected_epoch": selected.epoch,
       "selection_score": selected.score,
       "selection_max_share": parts.selector.max_share,
+      "herding_epoch": parts.selector.herding_epoch,
       "scores": kept_scores,
       "epoch_scores": [{"epoch": epoch, **values} for epoch, values in
                        sorted(parts.label_scores.epoch_scores.items())],
@@ -286,7 +287,10 @@ def _training_callbacks(settings, data, strategy, steps, eval_batch,
                                          data.source.num_classes)
   selector = model_selection.BestEpochWeights(
       settings.select_by, label_scores,
-      max_share=collapse_guard.share_limit(source_shares))
+      max_share=collapse_guard.share_limit(source_shares),
+      # A source-only model never trains on its target predictions.
+      exclude_after_herding=(settings.exclude_after_herding
+                             and not settings.source_only))
   callbacks += [label_scores, selector]
   backup = backup_lib.TrainingBackup(
       os.path.join(settings.model_dir, BACKUP_DIR), steps, settings.epochs,

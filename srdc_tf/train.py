@@ -233,6 +233,13 @@ flags.DEFINE_enum("select_by", selection.DEFAULT_SELECT_BY,
                   "export: the last, or the best on a label-free target "
                   "score (entropy: lowest; balance, snd, kmeans_agreement: "
                   "highest). See README, 'Label-free scores'.")
+flags.DEFINE_boolean("exclude_after_herding",
+                     selection.DEFAULT_EXCLUDE_AFTER_HERDING,
+                     "Adaptation runs: once the target predictions have "
+                     "collapsed after an epoch in which they had not (a "
+                     "herd), no later epoch is selected, even one whose "
+                     "predictions spread again. See README, 'Label-free "
+                     "scores'.")
 flags.DEFINE_enum("on_collapse", "warn", list(collapse_guard.ON_COLLAPSE),
                   "When the collapse guard fires on the adapted model: only "
                   "warn, or (with --with_baseline) keep and export the "

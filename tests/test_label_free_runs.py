@@ -91,7 +91,10 @@ def test_scores_are_logged_and_select_by_keeps_that_epoch(tmp_path):
     for name, value in row.items():
       if name != "epoch":
         assert value == pytest.approx(rows[row["epoch"]][name]), name
-  epoch, value = selection.select_epoch(rows, "snd")
+  max_share = srdc["selection_max_share"]
+  epoch, value = selection.select_epoch(rows, "snd", max_share,
+                                        exclude_after_herding=True)
+  assert srdc["herding_epoch"] == selection.herding_epoch(rows, max_share)
   assert (srdc["selected_epoch"], srdc["selection_score"]) == (
       epoch, pytest.approx(value))
   assert srdc["target_accuracy"] == pytest.approx(
@@ -146,6 +149,8 @@ def test_collapsing_run_prints_and_records_the_warning(tmp_path):
   assert all(w["epoch"] == 1 for w in warnings if w["kind"] == "collapse")
   # The first epoch collapsed too: the run was unstable before the one kept.
   assert [w["epoch"] for w in warnings if w["kind"] == "unstable"] == [0]
+  # Collapsed from its first epoch: it never spread, so it never herded.
+  assert summary["srdc"]["herding_epoch"] is None
   assert summary["srdc"]["exported"] == "srdc"  # --on_collapse=warn.
   assert "collapse-guard warning(s)" in result.stdout
 

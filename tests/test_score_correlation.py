@@ -82,6 +82,23 @@ def test_analyse_run_excludes_epochs_over_the_share_limit(
   assert result["accuracy"]["entropy"] == entropy_accuracy
 
 
+@pytest.mark.parametrize("method, entropy_accuracy", [
+    # Epoch 1 herds (largest class 0.7 > 0.5 after epoch 0's 0.2): an
+    # adaptation run keeps epoch 0; the source-only one the most confident
+    # eligible epoch, 3.
+    ("srdc", 0.2),
+    ("source_only", 0.6),
+])
+def test_tables_exclude_epochs_after_a_herd_for_adaptation_runs(
+    method, entropy_accuracy):
+  metrics = METRICS.assign(score_balance=0.9,
+                           score_largest_class_share=[0.2, 0.7, 0.3, 0.3])
+  _, (columns, (row,)) = score_correlation.tables(
+      [("run", "task", method, metrics, 0.5)])
+  assert row[columns.index("by entropy")] == pytest.approx(
+      100 * entropy_accuracy)
+
+
 @pytest.mark.parametrize("record_file, record", [
     ("run_info.json", {"method": "source_only", "selection_max_share": 0.4}),
     ("summary.json", {"srdc": {"selection_max_share": 0.4}}),

@@ -100,12 +100,15 @@ class _ScriptedScores(keras.callbacks.Callback):
     return {"snd": math.nan}
 
 
-def _fit(select_by, values, shares=None, max_share=None):
+def _fit(select_by, values, shares=None, max_share=None,
+         exclude_after_herding=False):
   keras.utils.set_random_seed(0)
   model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
   model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
   scripted = _ScriptedScores(values, shares)
-  keeper = model_selection.BestEpochWeights(select_by, scripted, max_share)
+  keeper = model_selection.BestEpochWeights(
+      select_by, scripted, max_share,
+      exclude_after_herding=exclude_after_herding)
   x = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
   model.fit(x, np.zeros((4, 2), np.float32), epochs=len(values),
             batch_size=2, verbose=0, callbacks=[scripted, keeper])
@@ -139,6 +142,22 @@ def test_callback_skips_an_epoch_over_the_share_limit():
   assert (chosen.epoch, chosen.score, chosen.restored) == (2, 2.0, True)
   for got, expected in zip(model.get_weights(), scripted.weights_at[2]):
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("exclude_after_herding, expected", [
+    (False, 3),  # Epoch 3 spread its predictions again: the best SND.
+    (True, 0),   # The herd began at epoch 1: only epoch 0 is left.
+])
+def test_callback_excludes_the_epochs_after_a_herd(exclude_after_herding,
+                                                   expected):
+  model, scripted, keeper = _fit(
+      "snd", [1.0, 3.0, 2.0, 5.0], shares=[0.2, 0.9, 0.3, 0.2],
+      max_share=0.6, exclude_after_herding=exclude_after_herding)
+  assert keeper.herding_epoch == 1
+  chosen = keeper.finish(model, final_epoch=3)
+  assert chosen.epoch == expected
+  for got, want in zip(model.get_weights(), scripted.weights_at[expected]):
+    np.testing.assert_array_equal(got, want)
 
 
 def test_callback_with_last_copies_nothing():
@@ -194,3 +213,51 @@ def test_when_every_epoch_collapsed_the_last_is_kept():
   epochs = {0: {"entropy": 0.3, "balance": 0.1},
             1: {"entropy": 0.2, "balance": 0.05}}
   assert selection.select_epoch(epochs, "entropy") == (1, None)
+
+
+# Largest class shares over six epochs, limit 0.5: the run starts
+# collapsed (epoch 0), spreads (1-2), herds at 3, spreads again at 5.
+HERDING_SHARES = [0.8, 0.3, 0.2, 0.7, 0.9, 0.25]
+
+
+def _herding_epochs():
+  # Entropy falls every epoch: the most confident eligible epoch is the
+  # latest one allowed.
+  return {epoch: {"entropy": 1.0 - 0.1 * epoch, "balance": 0.9,
+                  "largest_class_share": share}
+          for epoch, share in enumerate(HERDING_SHARES)}
+
+
+@pytest.mark.parametrize("shares, expected", [
+    (HERDING_SHARES, 3),
+    ([0.8, 0.9, 0.2, 0.3], None),  # Collapsed at the start only.
+    ([0.2, 0.3, 0.4], None),       # Never collapsed.
+    ([0.9, 0.8], None),            # Never spread.
+    ([0.2, 0.6], 1),
+])
+def test_herding_epoch(shares, expected):
+  epochs = {e: {"largest_class_share": s} for e, s in enumerate(shares)}
+  assert selection.herding_epoch(epochs, max_share=0.5) == expected
+  # Balance below MIN_BALANCE counts as a collapse too.
+  by_balance = {e: {"balance": 0.2 if s > 0.5 else 0.9}
+                for e, s in enumerate(shares)}
+  assert selection.herding_epoch(by_balance) == expected
+
+
+@pytest.mark.parametrize("exclude_after_herding, expected", [
+    (False, 5),  # The most confident eligible epoch, after the herd.
+    (True, 2),   # The most confident before the herd began at 3.
+])
+def test_select_epoch_excludes_the_epochs_after_a_herd(
+    exclude_after_herding, expected):
+  epoch, _ = selection.select_epoch(
+      _herding_epochs(), "entropy", max_share=0.5,
+      exclude_after_herding=exclude_after_herding)
+  assert epoch == expected
+
+
+def test_a_run_that_never_herded_selects_as_before():
+  epochs = {e: {"entropy": 1.0 - 0.1 * e, "balance": 0.9,
+                "largest_class_share": 0.2} for e in range(4)}
+  assert (selection.select_epoch(epochs, "entropy", 0.5, True)
+          == selection.select_epoch(epochs, "entropy", 0.5, False))

@@ -52,13 +52,18 @@ class BestEpochWeights(keras.callbacks.Callback):
     scores: the run's `LabelFreeScores` callback.
     max_share: the collapse guard's share limit, for `selection.eligible`
       (None: balance alone decides which epochs collapsed).
+    exclude_after_herding: whether no epoch from the run's first herding
+      (`selection.herding_epoch`) on is kept. A resumed run knows only the
+      epochs trained since the resume.
   """
 
-  def __init__(self, select_by, scores, max_share=None):
+  def __init__(self, select_by, scores, max_share=None,
+               exclude_after_herding=False):
     super().__init__()
     self.select_by = selection.check_select_by(select_by)
     self.scores = scores
     self.max_share = max_share
+    self.exclude_after_herding = exclude_after_herding
     self.epochs_seen = []
     self._best = None  # (epoch, value, weights, predictions)
 
@@ -71,11 +76,19 @@ class BestEpochWeights(keras.callbacks.Callback):
     values = self.scores.epoch_scores.get(epoch, {})
     if not selection.eligible(values, self.max_share):
       return  # A collapsed epoch is never kept.
+    if self.exclude_after_herding and self.herding_epoch is not None:
+      return  # Nor one after a herd (this epoch is not the herd's first).
     value = values.get(name)
     best = None if self._best is None else self._best[1]
     if selection.is_better(value, best, name):
       self._best = (epoch, float(value), self.model.get_weights(),
                     np.array(self.scores.last_predictions, copy=True))
+
+  @property
+  def herding_epoch(self):
+    """The epoch the run herded its target at (`selection.herding_epoch`
+    of the epochs scored so far), or None."""
+    return selection.herding_epoch(self.scores.epoch_scores, self.max_share)
 
   def finish(self, model, final_epoch):
     """Puts the selected epoch's weights back into `model`.
