@@ -14,13 +14,14 @@ out=${1:-runs/office31}
 epochs=${2:-50}
 shift $(( $# > 2 ? 2 : $# ))
 need_office31
+tasks=${TASKS:-a2w a2d d2a w2a}
 for seed in ${SEEDS:-0 1 2}; do
   for ablation in ${ABLATIONS:-nosource_regularization nofeature_clustering nosoft_selection}; do
-    for task in ${TASKS:-a2w a2d d2a w2a}; do
+    for task in $tasks; do
       office31_run "$task" "$seed" "$out/ablation/$ablation/$task/seed$seed" \
         "$out/feature_cache" "$epochs" --"$ablation" "$@"
     done
   done
 done
 "$python" -m srdc_tf.report --run_dirs="$out" --output="$out/ablation_table" \
-  --tasks=office31/a2w,office31/a2d,office31/d2a,office31/w2a
+  --tasks="$(printf 'office31/%s,' $tasks | sed 's/,$//')"
