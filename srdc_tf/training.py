@@ -32,6 +32,15 @@ class InputError(ValueError):
   the message says what was wrong."""
 
 
+def baseline_settings(settings):
+  """The settings of the source-only baseline of a `--with_baseline` run:
+  the run's own, in `<model_dir>/source_only`, without an export."""
+  return settings.replace(
+      source_only=True,
+      model_dir=os.path.join(settings.model_dir, BASELINE_DIR),
+      export_dir="")
+
+
 def train(settings, with_baseline=False, overwrite=False,
           strategy="default", num_cpu_devices=0, force_precision=False,
           peer_timeout=distribute.DEFAULT_PEER_TIMEOUT):
@@ -85,6 +94,13 @@ def train(settings, with_baseline=False, overwrite=False,
     if moved:
       logging.warning("--overwrite: moved the earlier run in %s to %s",
                       settings.model_dir, moved)
+    baseline = (baseline_settings(settings)
+                if with_baseline and not settings.source_only else None)
+    if baseline is not None:
+      # Its folder too: a finished baseline of other settings is never
+      # trained over in place (with --overwrite, claiming model_dir above
+      # moved it aside already).
+      run_directory.claim(baseline, overwrite)
     if settings.trains_top_only:
       # A cut that no single tensor crosses fails now (with the weights
       # file's check), not after the data is loaded and cached.
@@ -110,11 +126,7 @@ def train(settings, with_baseline=False, overwrite=False,
     raise InputError(str(error)) from error
   results = {}
   baseline_dir = None  # The finished baseline the SRDC run compares with.
-  if with_baseline and not settings.source_only:
-    baseline = settings.replace(
-        source_only=True,
-        model_dir=os.path.join(settings.model_dir, BASELINE_DIR),
-        export_dir="")
+  if baseline is not None:
     baseline_dir = baseline.model_dir
     # A restarted command does not train its finished baseline again.
     results["source_only"] = runner.finished_result(baseline)

@@ -124,3 +124,22 @@ def test_another_command_in_a_finished_folder_is_refused(tmp_path):
   assert "--source_only: False there, True now" in other.stderr
   assert "Traceback" not in other.stderr
   assert {p: p.stat().st_mtime_ns for p in model_dir.rglob("*")} == files
+
+
+@pytest.mark.e2e
+def test_a_finished_baseline_of_other_settings_is_refused(tmp_path):
+  # The run folder holds no record of its own, its source_only/ a finished
+  # run of other settings (e.g. an SRDC run that stopped before its first
+  # backup, restarted with another --lr): refused before any training.
+  model_dir = tmp_path / "run"
+  baseline_dir = model_dir / "source_only"
+  _finished(baseline_dir, _settings(baseline_dir, source_only=True))
+  before = {str(p): p.read_bytes() for p in model_dir.rglob("*")
+            if p.is_file()}
+  result = run_testlib.train(*run_testlib.TINY_RUN, "--with_baseline",
+                             f"--model_dir={model_dir}")
+  assert result.returncode != 0
+  assert (f"--model_dir={str(baseline_dir)!r} holds a finished run with "
+          "other settings" in result.stderr), result.stderr[-2000:]
+  assert {str(p): p.read_bytes() for p in model_dir.rglob("*")
+          if p.is_file()} == before
