@@ -88,19 +88,16 @@ def train(settings, with_baseline=False, overwrite=False,
       raise ValueError(f"--peer_timeout must be > 0, got {peer_timeout}")
     strategy = distribute.create_strategy(strategy, num_cpu_devices,
                                           peer_timeout)
-    # A run of other settings in model_dir is refused (or moved aside),
-    # before the data is loaded.
-    moved = run_directory.claim(settings, overwrite)
-    if moved:
-      logging.warning("--overwrite: moved the earlier run in %s to %s",
-                      settings.model_dir, moved)
+    # A run of other settings in model_dir, or in its baseline's folder, is
+    # refused (or moved aside) before the data is loaded: a finished
+    # baseline is never trained over in place.
     baseline = (baseline_settings(settings)
                 if with_baseline and not settings.source_only else None)
-    if baseline is not None:
-      # Its folder too: a finished baseline of other settings is never
-      # trained over in place (with --overwrite, claiming model_dir above
-      # moved it aside already).
-      run_directory.claim(baseline, overwrite)
+    for claimed in [settings] + ([baseline] if baseline else []):
+      moved = run_directory.claim(claimed, overwrite)
+      if moved:
+        logging.warning("--overwrite: moved the earlier run in %s to %s",
+                        claimed.model_dir, moved)
     if settings.trains_top_only:
       # A cut that no single tensor crosses fails now (with the weights
       # file's check), not after the data is loaded and cached.
