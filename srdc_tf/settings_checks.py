@@ -82,6 +82,9 @@ def check(settings, with_baseline=False):
   if not 0.0 <= settings.source_label_smoothing < 1.0:
     raise ValueError(f"--source_label_smoothing must be in [0, 1), got "
                      f"{settings.source_label_smoothing}")
+  if not 1 <= settings.warmup_epochs <= settings.epochs:
+    raise ValueError(f"--warmup_epochs must be in [1, --epochs="
+                     f"{settings.epochs}], got {settings.warmup_epochs}")
   if not 0.0 <= settings.beta <= 1.0:
     raise ValueError(f"--beta must be in [0, 1], got {settings.beta}")
   if settings.alpha <= 0:

@@ -154,6 +154,11 @@ flags.DEFINE_float("target_confidence_threshold", 0.0,
                    "Target samples whose largest predicted probability is "
                    "below this are left out of a step's target clustering "
                    "terms (beyond the paper, which is 0: every sample).")
+flags.DEFINE_integer("warmup_epochs", 1,
+                     "Epochs at the start that train on the source alone "
+                     "(lambda 0) before the paper's ramp of the target "
+                     "terms runs over the remaining ones (1: the paper; "
+                     "above 1 beyond it).")
 flags.DEFINE_enum("head_init", "glorot", ["glorot", "pytorch"],
                   "Initialisation of fc1 and fc2: Keras' Glorot uniform, or "
                   "PyTorch's nn.Linear default (the released code).")

@@ -75,6 +75,8 @@ def test_unknown_backbone_is_refused(tmp_path):
      "--source_label_smoothing must be in [0, 1), got 1.0"),
     (["--target_confidence_threshold=1"],
      "--target_confidence_threshold must be in [0, 1), got 1.0"),
+    (["--warmup_epochs=3", "--epochs=2"],
+     "--warmup_epochs must be in [1, --epochs=2], got 3"),
     (["--momentum=1.0"], "--momentum must be in [0, 1), got 1.0"),
     (["--weights=imagenet"], "--weights=imagenet is not available for "
      "--backbone=lenet"),

@@ -1,4 +1,5 @@
-"""Tests of srdc_tf.clustering.epoch_state (steps 2-5 of an SRDC epoch)."""
+"""Tests of srdc_tf.clustering.epoch_state (steps 2-5 of an SRDC epoch) and
+of the callback's per-epoch schedule."""
 
 import math
 import re
@@ -7,6 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from srdc_tf import objectives
+from srdc_tf.callbacks.epoch_state import EpochStateCallback
 from srdc_tf.clustering.epoch_state import compute_epoch_state
 from srdc_tf.clustering.kmeans import kmeans
 
@@ -305,3 +308,36 @@ def test_last_iteration_labels_are_one_assignment_fewer():
 def test_rejects_unknown_clustering_switches(kwargs):
   with pytest.raises(ValueError, match=re.escape(repr(*kwargs.values()))):
     _state(True, **kwargs)
+
+
+# === The callback: lambda and q's mixing weight per epoch ===
+
+
+class _Scalar:
+  """Stands in for a model's scalar variable."""
+
+  def __init__(self):
+    self.value = None
+
+  def assign(self, value):
+    self.value = value
+
+
+@pytest.mark.parametrize("warmup_epochs", [1, 3])
+def test_callback_sets_lambda_zero_through_the_warmup(warmup_epochs):
+  class Model:
+    penalty, q_mix, beta, source_only = _Scalar(), _Scalar(), 0.5, True
+
+  callback = EpochStateCallback(None, None, epochs=20,
+                                warmup_epochs=warmup_epochs)
+  callback.set_model(Model())
+  lambdas, logged = [], []
+  for epoch in range(20):
+    callback.on_epoch_begin(epoch)
+    lambdas.append(callback.model.penalty.value)
+    logged.append(callback.epoch_logs["lambda"])
+  assert lambdas == logged == [
+      objectives.penalty_ramp(epoch, 20, warmup_epochs)
+      for epoch in range(20)]
+  assert lambdas[:warmup_epochs] == [0.0] * warmup_epochs
+  assert 0.0 < lambdas[warmup_epochs] < lambdas[-1] < 1.0

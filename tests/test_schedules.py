@@ -43,6 +43,30 @@ def test_penalty_ramp_closed_form_and_monotone(epochs):
   assert all(0.0 <= v < 1.0 for v in values)
 
 
+def test_penalty_ramp_warmup_of_one_epoch_is_the_paper():
+  for epoch in range(21):
+    assert penalty_ramp(epoch, 20, warmup_epochs=1) == penalty_ramp(epoch, 20)
+
+
+# W = 3 of E = 20: lambda 0 for epochs 0-2, then tanh(5 (e - 2) / 18).
+@pytest.mark.parametrize(
+    "epoch, expected",
+    [(0, 0.0), (1, 0.0), (2, 0.0),
+     (3, 0.27084711852),    # tanh(5 / 18)
+     (11, 0.98661429815),   # tanh(2.5): halfway through the ramp
+     (20, 0.99990920426)])  # tanh(5): the paper's last value
+def test_penalty_ramp_after_a_warmup(epoch, expected):
+  np.testing.assert_allclose(penalty_ramp(epoch, 20, warmup_epochs=3),
+                             expected, rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("warmup_epochs", [0, -1, 21])
+def test_penalty_ramp_rejects_a_warmup_outside_the_run(warmup_epochs):
+  with pytest.raises(ValueError, match=re.escape(
+      f"warmup_epochs must be in [1, epochs=20], got {warmup_epochs!r}")):
+    penalty_ramp(0, 20, warmup_epochs=warmup_epochs)
+
+
 @pytest.mark.parametrize(
     "epoch, base_lr, epochs, expected",
     [

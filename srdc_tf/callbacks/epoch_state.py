@@ -49,6 +49,8 @@ class EpochStateCallback(keras.callbacks.Callback):
       when given).
     target_data: the same for the target.
     epochs: number of epochs E of the run (for lambda).
+    warmup_epochs: epochs at lambda 0 before its ramp
+      (`objectives.penalty_ramp`); 1 is the paper's schedule.
     kmeans_iterations: Lloyd iterations per epoch.
     spherical_kmeans: spherical instead of Euclidean k-means.
     centre_init: "mean" or "target" (see `compute_epoch_state`).
@@ -62,7 +64,8 @@ class EpochStateCallback(keras.callbacks.Callback):
       process (`distribute.EpochSharding.sum_over_shards`).
   """
 
-  def __init__(self, source_data, target_data, epochs, kmeans_iterations=5,
+  def __init__(self, source_data, target_data, epochs, warmup_epochs=1,
+               kmeans_iterations=5,
                spherical_kmeans=False, centre_init="mean",
                soft_selection=True, empty_clusters="keep",
                kmeans_labels="final", source_shards=None, target_shards=None,
@@ -74,6 +77,7 @@ class EpochStateCallback(keras.callbacks.Callback):
     self.target_shards = list(target_shards or [target_data])
     self.sum_over_shards = sum_over_shards
     self.epochs = int(epochs)
+    self.warmup_epochs = int(warmup_epochs)
     self.kmeans_iterations = int(kmeans_iterations)
     self.spherical_kmeans = bool(spherical_kmeans)
     self.centre_init = centre_init
@@ -109,7 +113,8 @@ class EpochStateCallback(keras.callbacks.Callback):
       self._restored = None
       self.last_state = self.last_outputs = None
       return
-    penalty = objectives.penalty_ramp(epoch, self.epochs)
+    penalty = objectives.penalty_ramp(epoch, self.epochs,
+                                      self.warmup_epochs)
     model.penalty.assign(penalty)
     model.q_mix.assign(0.0 if epoch == 0 else model.beta)
     self._epoch_logs = {"lambda": penalty}
