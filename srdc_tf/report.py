@@ -78,7 +78,7 @@ def _cell_settings(settings):
   seed and where the run wrote (`run_directory.RUNTIME_ONLY`)."""
   return {key: value for key, value in
           run_directory.comparable_settings(settings).items()
-          if key not in ("seed", "model_dir")}
+          if key != "seed"}
 
 
 def check_cells(runs):

@@ -21,8 +21,11 @@ POSITION_FILE = "position.json"
 _CHECKPOINT = re.compile(r"^ckpt-(\d+)$")
 # Settings that change where output goes or how much is printed, never
 # what is trained: a run may be resumed or reported with other values.
+# `model_dir` among them: a run is the folder that holds it, so the same
+# folder named another way (relative, a trailing slash) or moved or copied
+# elsewhere is still that run.
 RUNTIME_ONLY = ("verbose", "export_dir", "checkpoint_every_steps",
-                "worker_weights_dir", "feature_cache_dir")
+                "worker_weights_dir", "feature_cache_dir", "model_dir")
 
 
 class RunDirectoryInUse(ValueError):

@@ -11,6 +11,7 @@ import pytest
 import run_testlib
 from srdc_tf import run_directory
 from srdc_tf import run_settings
+from srdc_tf import runner
 
 
 def _settings(model_dir, **changes):
@@ -44,6 +45,18 @@ def test_the_same_settings_may_use_it(record, tmp_path):
   # Where output goes and what is printed do not make it another run.
   assert run_directory.claim(_settings(tmp_path, verbose=0,
                                        export_dir="x")) is None
+
+
+@pytest.mark.parametrize("record", [_finished, _backed_up])
+def test_a_moved_or_renamed_run_folder_is_the_same_run(record, tmp_path):
+  elsewhere = tmp_path / "before"
+  record(tmp_path / "now", _settings(elsewhere))
+  for name in (tmp_path / "now", f"{tmp_path / 'now'}/",
+               os.path.relpath(tmp_path / "now")):
+    assert run_directory.claim(_settings(name)) is None
+    if record is _finished:
+      assert runner.finished_result(_settings(name)) == {
+          "target_accuracy": 0.5}
 
 
 @pytest.mark.parametrize("record, what", [
