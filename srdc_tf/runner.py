@@ -107,7 +107,7 @@ def run(settings, data, strategy, baseline_dir=None):
     accuracy = float(model.evaluate(target_eval, verbose=0,
                                     return_dict=True)["target_accuracy"])
   selected, outcome, kept = _select_and_guard(settings, data, model, parts,
-                                              baseline, history, accuracy)
+                                              baseline, accuracy)
   export = _save_outputs(settings, data, strategy, model)
   skipped = _skipped_images(data)
   result = {"target_accuracy": kept.accuracy,
@@ -120,7 +120,7 @@ def run(settings, data, strategy, baseline_dir=None):
             "skipped_images": {name: len(items)
                                for name, items in skipped.items()}}
   result.update(_selection_record(settings, parts, selected, kept.scores,
-                                  outcome, history))
+                                  outcome))
   if chief:
     # Before run_info.json, which marks the run finished.
     _save_predictions(os.path.join(settings.model_dir,
@@ -146,15 +146,13 @@ class _KeptModel:
   predictions: object
 
 
-def _select_and_guard(settings, data, model, parts, baseline, history,
+def _select_and_guard(settings, data, model, parts, baseline,
                       last_accuracy):
   """Restores the selected epoch's weights into `model`, runs the collapse
   guard and, after a fallback, loads the baseline's; returns the selection,
   the guard's outcome and a `_KeptModel`."""
   selected = parts.selector.finish(model, settings.epochs - 1)
-  accuracy = last_accuracy
-  if selected.restored:
-    accuracy = float(history["val_target_accuracy"][selected.position])
+  accuracy = selected.accuracy if selected.restored else last_accuracy
   outcome = collapse_guard.guard(
       settings.method, selected.scores, selected.epoch, parts.source_shares,
       settings.select_by, settings.on_collapse, baseline,
@@ -211,8 +209,7 @@ def _skipped_images(data):
   return skipped
 
 
-def _selection_record(settings, parts, selected, kept_scores, outcome,
-                      history):
+def _selection_record(settings, parts, selected, kept_scores, outcome):
   """The summary's entries on the epoch kept, every epoch's label-free
   scores, the collapse guard's findings and which model was exported."""
   exported_baseline = outcome.exported == collapse_guard.SOURCE_ONLY
@@ -228,9 +225,7 @@ def _selection_record(settings, parts, selected, kept_scores, outcome,
       "exported": (collapse_guard.SOURCE_ONLY if exported_baseline
                    else settings.method)}
   if exported_baseline:
-    record["adapted_target_accuracy"] = (
-        float(history["val_target_accuracy"][selected.position])
-        if selected.position is not None else None)
+    record["adapted_target_accuracy"] = selected.accuracy
   return record
 
 
@@ -297,7 +292,8 @@ def _training_callbacks(settings, data, strategy, steps, eval_batch,
       run_record=_run_record(settings, data, steps),
       save_every_steps=settings.checkpoint_every_steps,
       epoch_state=epoch_state, strategy=strategy,
-      setting_defaults=run_directory.setting_defaults(settings))
+      setting_defaults=run_directory.setting_defaults(settings),
+      selector=selector)
   # First the divergence check, so that a step whose loss is NaN is never
   # backed up; then the backup, after the callbacks that set the state.
   callbacks = ([divergence.StopOnNonFiniteLoss(steps, settings.epochs,

@@ -201,8 +201,8 @@ def test_fallback_exports_the_source_only_baseline(tmp_path):
 
 
 @pytest.mark.e2e
-def test_run_resumed_after_its_last_epoch_still_selects(tmp_path,
-                                                        monkeypatch):
+def test_run_resumed_after_its_last_epoch_keeps_its_selection(tmp_path,
+                                                              monkeypatch):
   strategy = tf.distribute.get_strategy()
   settings = _settings(tmp_path, select_by="balance", epochs=2,
                        steps_per_epoch=2)
@@ -212,15 +212,17 @@ def test_run_resumed_after_its_last_epoch_still_selects(tmp_path,
   first = runner.run(settings, data, strategy)
   again = runner.run(settings, data, strategy)
   assert again["resumed_from"] == 4
-  # No epoch trained in this process: the last one is kept, and scored.
-  assert (again["select_by"], again["selected_epoch"]) == ("last", 1)
-  assert again["epoch_scores"] == []
+  # No epoch trained in this process: the backup's selection decides.
+  for key in ("select_by", "selected_epoch", "selection_score",
+              "epoch_scores", "target_accuracy"):
+    assert again[key] == first[key], key
+  assert first["select_by"] == "balance"
+  assert [row["epoch"] for row in again["epoch_scores"]] == [0, 1]
   assert set(again["scores"]) >= {"entropy", "balance", "snd"}
-  assert first["selected_epoch"] in (0, 1)
 
 
 @pytest.mark.e2e
-def test_run_killed_mid_epoch_resumes_and_selects_among_later_epochs(
+def test_run_killed_mid_epoch_selects_among_all_its_epochs(
     tmp_path):
   model_dir = tmp_path / "run"
   args = [*run_testlib.TINY_RUN, "--epochs=3", "--steps_per_epoch=6",
@@ -245,10 +247,13 @@ def test_run_killed_mid_epoch_resumes_and_selects_among_later_epochs(
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert f"resumed at step {step}" in resumed.stdout
   srdc = json.loads((model_dir / "summary.json").read_text())["srdc"]
-  # Only the epochs seen since the resume: from the interrupted one on.
-  since = list(range(step // 6, 3))
-  assert [row["epoch"] for row in srdc["epoch_scores"]] == since
-  assert srdc["selected_epoch"] in since and srdc["select_by"] == "entropy"
+  # Every epoch, those before the restart too (from the backup).
+  assert [row["epoch"] for row in srdc["epoch_scores"]] == [0, 1, 2]
+  assert srdc["select_by"] == "entropy"
+  replayed = selection.select_epoch(
+      {row["epoch"]: row for row in srdc["epoch_scores"]}, "entropy",
+      max_share=srdc["selection_max_share"], exclude_after_herding=True)
+  assert (srdc["selected_epoch"], srdc["selection_score"]) == replayed
   metrics = pd.read_csv(model_dir / "metrics.csv")
   assert list(metrics["epoch"]) == [0, 1, 2]
   assert "score_entropy" in metrics.columns

@@ -25,10 +25,7 @@ TIMEOUT = 240
 STEPS, EPOCHS = 6, 3
 ARGS = [*run_testlib.TINY_RUN, f"--epochs={EPOCHS}",
         f"--steps_per_epoch={STEPS}", "--checkpoint_every_steps=1",
-        "--deterministic", "--nowith_baseline",
-        # The training state is what must match; a resumed run selects
-        # only among the epochs after its restart (README).
-        "--select_by=last"]
+        "--deterministic", "--nowith_baseline"]
 
 
 def test_training_stream_restarts_at_any_step():
@@ -226,6 +223,13 @@ def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path,
   if not extra:  # A cached top's model.keras is the whole network, rebuilt
     # for raw images without the optimizer (the backups hold its state).
     assert int(run_testlib.find(whole, "/optimizer/vars/0")) == EPOCHS * STEPS
+  # The same epoch kept, chosen among all three (the backup keeps the
+  # best copy and every epoch's scores).
+  finished = [json.loads((folder / "run_info.json").read_text())
+              for folder in (whole_dir, killed_dir)]
+  for key in ("selected_epoch", "target_accuracy", "epoch_scores"):
+    assert finished[0][key] == finished[1][key], key
+  assert len(finished[1]["epoch_scores"]) == EPOCHS
   # One metrics row per epoch, also across the restart.
   metrics = (killed_dir / "metrics.csv").read_text().splitlines()
   assert [row.split(",")[0] for row in metrics[1:]] == ["0", "1", "2"]

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from srdc_tf import selection
+from srdc_tf.callbacks import backup as backup_lib
 from srdc_tf.callbacks import model_selection
 
 NAN = float("nan")
@@ -89,6 +90,8 @@ class _ScriptedScores(keras.callbacks.Callback):
     self.last_predictions = None
 
   def on_epoch_end(self, epoch, logs=None):
+    if logs is not None:  # Stands in for the validation too.
+      logs["val_target_accuracy"] = epoch / 10
     self.epoch_scores[epoch] = {"snd": self.values[epoch]}
     if self.shares:
       self.epoch_scores[epoch]["largest_class_share"] = self.shares[epoch]
@@ -119,7 +122,7 @@ def test_callback_puts_the_best_epochs_weights_back():
   model, scripted, keeper = _fit("snd", [1.0, 3.0, 2.0, NAN])
   chosen = keeper.finish(model, final_epoch=3)
   assert (chosen.epoch, chosen.score, chosen.select_by) == (1, 3.0, "snd")
-  assert chosen.restored and chosen.position == 1
+  assert chosen.restored and chosen.accuracy == 0.1  # Its own, not the last.
   np.testing.assert_array_equal(chosen.predictions, np.full(4, 1))
   for got, expected in zip(model.get_weights(), scripted.weights_at[1]):
     np.testing.assert_array_equal(got, expected)
@@ -127,10 +130,52 @@ def test_callback_puts_the_best_epochs_weights_back():
              zip(model.get_weights(), scripted.weights_at[3]))
 
 
+@pytest.mark.parametrize("best, killed_after", [
+    (1, 2),  # The best epoch was trained before the restart.
+    (3, 2),  # After it.
+    (1, 3),  # Resumed after the last epoch: nothing left to train.
+])
+def test_selection_survives_a_restart(best, killed_after, tmp_path):
+  """A run killed after epoch `killed_after` and resumed from its backup
+  keeps the epoch, weights, scores and accuracy an uninterrupted run keeps,
+  with every epoch's scores."""
+  values = [1.0, 2.0, 1.5, 0.5]
+  values[best] = 5.0
+  x = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+  y = np.zeros((4, 2), np.float32)
+
+  def process(first_epoch, last_epoch):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    scripted = _ScriptedScores(values)
+    keeper = model_selection.BestEpochWeights("snd", scripted)
+    backup = backup_lib.TrainingBackup(str(tmp_path / "backup"), 2, 4, {},
+                                       selector=keeper)
+    resume = backup.restore(model)
+    assert (resume.epoch if resume else 0) == first_epoch
+    if first_epoch < last_epoch:
+      model.fit(x, y, initial_epoch=first_epoch, epochs=last_epoch,
+                batch_size=2, shuffle=False, verbose=0,
+                callbacks=[scripted, keeper, backup])
+    return model, scripted, keeper
+
+  _, first, _ = process(0, killed_after + 1)
+  model, _, keeper = process(killed_after + 1, 4)
+  chosen = keeper.finish(model, final_epoch=3)
+  assert (chosen.epoch, chosen.score, chosen.accuracy) == (best, 5.0,
+                                                           best / 10)
+  assert sorted(keeper.scores.epoch_scores) == [0, 1, 2, 3]
+  np.testing.assert_array_equal(chosen.predictions, np.full(4, best))
+  if best <= killed_after:  # The copy came from the backup.
+    for got, expected in zip(model.get_weights(), first.weights_at[best]):
+      np.testing.assert_array_equal(got, expected)
+
+
 def test_callback_keeps_the_last_weights_when_the_last_epoch_is_best():
   model, scripted, keeper = _fit("snd", [1.0, 2.0, 3.0])
   chosen = keeper.finish(model, final_epoch=2)
-  assert (chosen.epoch, chosen.restored, chosen.position) == (2, False, 2)
+  assert (chosen.epoch, chosen.restored) == (2, False)
   for got, expected in zip(model.get_weights(), scripted.weights_at[2]):
     np.testing.assert_array_equal(got, expected)
 
@@ -179,7 +224,7 @@ def test_callback_resumed_after_the_last_epoch_scores_the_model():
   model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
   keeper = model_selection.BestEpochWeights("snd", _ScriptedScores([]))
   chosen = keeper.finish(model, final_epoch=9)
-  assert (chosen.select_by, chosen.epoch, chosen.position) == ("last", 9,
+  assert (chosen.select_by, chosen.epoch, chosen.accuracy) == ("last", 9,
                                                                None)
   assert math.isnan(chosen.scores["snd"])
 

@@ -21,6 +21,9 @@ path. `TrainingBackup` differs on each point:
 - Only the chief writes under `backup_dir`; the other workers write into a
   temporary folder that is deleted (`distribute.write_location`), and all
   of them restore from `backup_dir`, which must be on a shared file system.
+- Model selection survives a restart: the best-scored epoch's weights and
+  every epoch's label-free scores go into the backup too, so a resumed
+  run keeps the epoch an uninterrupted one would.
 - A state with NaN or infinite weights is never written: the run stops
   with `TrainingDivergedError` and the last good backup stays the newest.
 - A backup that would not fit (free space, file size limit) is not
@@ -44,6 +47,9 @@ from srdc_tf import write_guard
 from srdc_tf.callbacks import divergence
 
 STATE_FILE = "state.weights.h5"
+# The model-selection copy (`BestEpochWeights.backup_state`): the best
+# epoch's weights and target predictions.
+BEST_FILE = "best_epoch.npz"
 _STAGING_PREFIX = ".staging-"
 
 
@@ -95,11 +101,13 @@ class TrainingBackup(keras.callbacks.Callback):
     setting_defaults: the defaults of `run_record["settings"]`
       (`run_directory.setting_defaults`): a setting the backup predates
       counts at its default.
+    selector: the run's `BestEpochWeights`, whose state (`backup_state`)
+      is backed up and restored with the model's, or None.
   """
 
   def __init__(self, backup_dir, steps_per_epoch, epochs, run_record,
                save_every_steps=0, epoch_state=None, keep=2, strategy=None,
-               setting_defaults=None):
+               setting_defaults=None, selector=None):
     super().__init__()
     if save_every_steps < 0:
       raise ValueError(
@@ -115,6 +123,7 @@ class TrainingBackup(keras.callbacks.Callback):
     self.keep = int(keep)
     self.strategy = strategy
     self.setting_defaults = setting_defaults or {}
+    self.selector = selector
 
   # === Restoring ===
 
@@ -153,6 +162,8 @@ class TrainingBackup(keras.callbacks.Callback):
                         path, error)
         errors.append(f"{path}: {error}")
         continue
+      if self.selector is not None:
+        self._restore_selection(path, position)
       step = int(position["global_step"])
       epoch, in_epoch = divmod(step, self.steps_per_epoch)
       logging.info("resuming from %s: epoch %d, step %d of %d", path,
@@ -163,6 +174,18 @@ class TrainingBackup(keras.callbacks.Callback):
                          path=path)
     raise ValueError(f"no backup under {self.backup_dir!r} can be read: "
                      + "; ".join(errors))
+
+  def _restore_selection(self, path, position):
+    record = position.get("selection")
+    if record is None:  # Written before backups kept it.
+      return
+    arrays = None
+    if "best" in record:
+      with np.load(os.path.join(path, BEST_FILE)) as saved:
+        count = len(saved.files) - 1
+        arrays = {"weights": [saved[f"w{i}"] for i in range(count)],
+                  "predictions": saved["predictions"]}
+    self.selector.restore_backup_state(record, arrays)
 
   def _check_same_run(self, path, position):
     saved = position.get("run", {})
@@ -224,6 +247,9 @@ class TrainingBackup(keras.callbacks.Callback):
         "epoch_logs": (dict(self.epoch_state.epoch_logs)
                        if in_epoch and self.epoch_state is not None else {}),
     }
+    best = None
+    if self.selector is not None:
+      position["selection"], best = self.selector.backup_state()
     name = f"ckpt-{step:09d}"
     what = f"the backup {name}"
     latest = run_directory.checkpoints(self.backup_dir)
@@ -233,13 +259,19 @@ class TrainingBackup(keras.callbacks.Callback):
       # A write that fails inside HDF5 crashes the interpreter later: a
       # backup that cannot fit is not started.
       write_guard.check_room(where, write_guard.estimate_bytes(
-          self.model.weights + self.model.optimizer.variables), what, intact)
+          self.model.weights + self.model.optimizer.variables
+          + (best["weights"] if best else [])), what, intact)
       staging = os.path.join(where, f"{_STAGING_PREFIX}{name}-{os.getpid()}")
       with write_guard.guarded(what, where, intact, cleanup=staging):
         os.makedirs(where, exist_ok=True)
         shutil.rmtree(staging, ignore_errors=True)
         os.makedirs(staging)
         self.model.save_weights(os.path.join(staging, STATE_FILE))
+        if best:
+          np.savez(os.path.join(staging, BEST_FILE),
+                   predictions=best["predictions"],
+                   **{f"w{i}": array for i, array in
+                      enumerate(best["weights"])})
         with open(os.path.join(staging, run_directory.POSITION_FILE),
                   "w") as f:
           json.dump(position, f, indent=2)

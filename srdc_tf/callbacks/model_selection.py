@@ -20,8 +20,8 @@ class Selected:
     score: its value of the selection score (None for `last`).
     scores: all its label-free scores.
     predictions: its `[N]` target predictions.
-    position: its rank among the epochs this process trained (an index
-      into `fit`'s history), or None when it trained none.
+    accuracy: its target accuracy as validated at its end
+      (`val_target_accuracy`), or None when this process trained no epoch.
     restored: whether its weights were put back into the model.
   """
   select_by: str
@@ -29,8 +29,18 @@ class Selected:
   score: float
   scores: dict
   predictions: np.ndarray
-  position: int
+  accuracy: float
   restored: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class _Best:
+  """The best-scored epoch so far and a copy of its weights."""
+  epoch: int
+  value: float
+  weights: list
+  predictions: np.ndarray
+  accuracy: float
 
 
 class BestEpochWeights(keras.callbacks.Callback):
@@ -42,10 +52,9 @@ class BestEpochWeights(keras.callbacks.Callback):
 
   It must come after `LabelFreeScores`, whose scores it reads.
 
-  A run resumed from a backup (`callbacks.backup`) starts with no copy:
-  the selection then only considers the epochs trained since the resume
-  (the weights of earlier epochs are gone; their scores are still in
-  metrics.csv). A run resumed after its last epoch keeps its last weights.
+  A backup (`callbacks.backup`) keeps the copy and every epoch's scores
+  (`backup_state`); a run resumed from it (`restore_backup_state`)
+  selects among all its epochs, as if it had not been interrupted.
 
   Args:
     select_by: one of `selection.SELECT_BY`.
@@ -53,8 +62,7 @@ class BestEpochWeights(keras.callbacks.Callback):
     max_share: the collapse guard's share limit, for `selection.eligible`
       (None: balance alone decides which epochs collapsed).
     exclude_after_herding: whether no epoch from the run's first herding
-      (`selection.herding_epoch`) on is kept. A resumed run knows only the
-      epochs trained since the resume.
+      (`selection.herding_epoch`) on is kept.
   """
 
   def __init__(self, select_by, scores, max_share=None,
@@ -65,11 +73,14 @@ class BestEpochWeights(keras.callbacks.Callback):
     self.max_share = max_share
     self.exclude_after_herding = exclude_after_herding
     self.epochs_seen = []
-    self._best = None  # (epoch, value, weights, predictions)
+    self._last_accuracy = None
+    self._best = None
 
   def on_epoch_end(self, epoch, logs=None):
     epoch = int(epoch)
     self.epochs_seen.append(epoch)
+    accuracy = (logs or {}).get("val_target_accuracy")
+    self._last_accuracy = None if accuracy is None else float(accuracy)
     name = selection.score_name(self.select_by)
     if name is None:
       return
@@ -79,10 +90,11 @@ class BestEpochWeights(keras.callbacks.Callback):
     if self.exclude_after_herding and self.herding_epoch is not None:
       return  # Nor one after a herd (this epoch is not the herd's first).
     value = values.get(name)
-    best = None if self._best is None else self._best[1]
+    best = None if self._best is None else self._best.value
     if selection.is_better(value, best, name):
-      self._best = (epoch, float(value), self.model.get_weights(),
-                    np.array(self.scores.last_predictions, copy=True))
+      self._best = _Best(epoch, float(value), self.model.get_weights(),
+                         np.array(self.scores.last_predictions, copy=True),
+                         self._last_accuracy)
 
   @property
   def herding_epoch(self):
@@ -102,23 +114,69 @@ class BestEpochWeights(keras.callbacks.Callback):
       A `Selected`.
     """
     epoch_scores = self.scores.epoch_scores
-    if not self.epochs_seen:
-      values = self.scores.compute(model)
-      return Selected(selection.LAST, int(final_epoch), None, values,
-                      self.scores.last_predictions, None, False)
-    last = self.epochs_seen[-1]
     name = selection.score_name(self.select_by)
     if name is not None and self._best is None:
       logging.info("no epoch has score %r in this run: keeping the last "
                    "epoch's weights", name)
-    if name is None or self._best is None:
-      return Selected(selection.LAST, last, None, dict(epoch_scores[last]),
-                      self.scores.last_predictions,
-                      len(self.epochs_seen) - 1, False)
-    epoch, value, weights, predictions = self._best
-    restored = epoch != last
-    if restored:
-      model.set_weights(weights)
+    best = self._best
+    last = self.epochs_seen[-1] if self.epochs_seen else int(final_epoch)
+    if best is None or best.epoch == last:
+      # The model holds the last epoch's weights.
+      if self.epochs_seen:
+        values = dict(epoch_scores[last])
+      else:  # Resumed after its end: score the model as it is.
+        values = self.scores.compute(model)
+      return Selected(selection.LAST if best is None else self.select_by,
+                      last, None if best is None else best.value, values,
+                      self.scores.last_predictions, self._last_accuracy,
+                      False)
+    model.set_weights(best.weights)
     self._best = None  # The copy is in the model now.
-    return Selected(self.select_by, epoch, value, dict(epoch_scores[epoch]),
-                    predictions, self.epochs_seen.index(epoch), restored)
+    return Selected(self.select_by, best.epoch, best.value,
+                    dict(epoch_scores[best.epoch]), best.predictions,
+                    best.accuracy, True)
+
+  # === Backups ===
+
+  def backup_state(self):
+    """What a backup keeps for a resumed run to select as this one would.
+
+    Returns:
+      `(record, arrays)`: a JSON-able record (every epoch's label-free
+      scores so far, and the best epoch's number, score and accuracy), and
+      the best epoch's weights and target predictions as
+      `{"weights": [arrays], "predictions": array}`, or None when there is
+      no copy.
+    """
+    record = {"epoch_scores": {str(epoch): values for epoch, values in
+                               self.scores.epoch_scores.items()}}
+    if self._best is None:
+      return record, None
+    record["best"] = {"epoch": self._best.epoch, "value": self._best.value,
+                      "accuracy": self._best.accuracy}
+    return record, {"weights": self._best.weights,
+                    "predictions": self._best.predictions}
+
+  def restore_backup_state(self, record, arrays):
+    """Takes up what `backup_state` returned, in a resumed run.
+
+    Args:
+      record: the record.
+      arrays: the arrays, or None (the record then has no `best`).
+
+    Raises:
+      ValueError: the record names a best epoch but no arrays came with it.
+    """
+    self.scores.epoch_scores.update(
+        {int(epoch): dict(values)
+         for epoch, values in record.get("epoch_scores", {}).items()})
+    best = record.get("best")
+    if best is None:
+      self._best = None
+      return
+    if arrays is None:
+      raise ValueError(f"the backup names epoch {best['epoch']} as the best "
+                       "so far, but holds no copy of its weights")
+    self._best = _Best(int(best["epoch"]), float(best["value"]),
+                       list(arrays["weights"]),
+                       np.asarray(arrays["predictions"]), best["accuracy"])
