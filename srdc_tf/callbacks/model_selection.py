@@ -21,7 +21,8 @@ class Selected:
     scores: all its label-free scores.
     predictions: its `[N]` target predictions.
     accuracy: its target accuracy as validated at its end
-      (`val_target_accuracy`), or None when this process trained no epoch.
+      (`val_target_accuracy`), or None when unknown (the last epoch of a
+      run resumed after its end).
     restored: whether its weights were put back into the model.
   """
   select_by: str
