@@ -172,6 +172,26 @@ def test_selection_survives_a_restart(best, killed_after, tmp_path):
       np.testing.assert_array_equal(got, expected)
 
 
+def test_a_damaged_selection_copy_falls_back_to_the_older_backup(tmp_path):
+  keras.utils.set_random_seed(0)
+  model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+  model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+  scripted = _ScriptedScores([1.0, 5.0, 2.0])
+  keeper = model_selection.BestEpochWeights("snd", scripted)
+  backup = backup_lib.TrainingBackup(str(tmp_path), 2, 3, {}, keep=3,
+                                     selector=keeper)
+  x = np.zeros((4, 3), np.float32)
+  model.fit(x, np.zeros((4, 2), np.float32), epochs=3, batch_size=2,
+            verbose=0, callbacks=[scripted, keeper, backup])
+  newest = sorted(tmp_path.glob("ckpt-*"))[-1]
+  (newest / backup_lib.BEST_FILE).write_bytes(b"torn")
+  fresh = model_selection.BestEpochWeights("snd", _ScriptedScores([]))
+  resume = backup_lib.TrainingBackup(str(tmp_path), 2, 3, {},
+                                     selector=fresh).restore(model)
+  assert resume.epoch == 2  # The backup after epoch 1, not the damaged one.
+  assert sorted(fresh.scores.epoch_scores) == [0, 1]
+
+
 def test_callback_keeps_the_last_weights_when_the_last_epoch_is_best():
   model, scripted, keeper = _fit("snd", [1.0, 2.0, 3.0])
   chosen = keeper.finish(model, final_epoch=2)

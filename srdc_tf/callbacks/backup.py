@@ -156,14 +156,14 @@ class TrainingBackup(keras.callbacks.Callback):
       self._check_same_run(path, position)
       try:
         model.load_weights(os.path.join(path, STATE_FILE))
+        if self.selector is not None:
+          self._restore_selection(path, position)
       except Exception as error:  # pylint: disable=broad-except
         # A file damaged after it was written (disk, copy): try the older.
         logging.warning("cannot restore %s (%s); trying an older backup",
                         path, error)
         errors.append(f"{path}: {error}")
         continue
-      if self.selector is not None:
-        self._restore_selection(path, position)
       step = int(position["global_step"])
       epoch, in_epoch = divmod(step, self.steps_per_epoch)
       logging.info("resuming from %s: epoch %d, step %d of %d", path,
