@@ -331,13 +331,16 @@ def test_callback_sets_lambda_zero_through_the_warmup(warmup_epochs):
   callback = EpochStateCallback(None, None, epochs=20,
                                 warmup_epochs=warmup_epochs)
   callback.set_model(Model())
-  lambdas, logged = [], []
+  lambdas, logged, mixes = [], [], []
   for epoch in range(20):
     callback.on_epoch_begin(epoch)
     lambdas.append(callback.model.penalty.value)
     logged.append(callback.epoch_logs["lambda"])
+    mixes.append(callback.model.q_mix.value)
   assert lambdas == logged == [
       objectives.penalty_ramp(epoch, 20, warmup_epochs)
       for epoch in range(20)]
   assert lambdas[:warmup_epochs] == [0.0] * warmup_epochs
   assert 0.0 < lambdas[warmup_epochs] < lambdas[-1] < 1.0
+  # q is the k-means one-hot labels in the first epoch only, warm-up or not.
+  assert mixes == [0.0] + [0.5] * 19

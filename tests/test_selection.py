@@ -103,11 +103,16 @@ class _ScriptedScores(keras.callbacks.Callback):
     return {"snd": math.nan}
 
 
-def _fit(select_by, values, shares=None, max_share=None,
-         exclude_after_herding=False):
+def _tiny_model():
   keras.utils.set_random_seed(0)
   model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
   model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+  return model
+
+
+def _fit(select_by, values, shares=None, max_share=None,
+         exclude_after_herding=False):
+  model = _tiny_model()
   scripted = _ScriptedScores(values, shares)
   keeper = model_selection.BestEpochWeights(
       select_by, scripted, max_share,
@@ -145,9 +150,7 @@ def test_selection_survives_a_restart(best, killed_after, tmp_path):
   y = np.zeros((4, 2), np.float32)
 
   def process(first_epoch, last_epoch):
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    model = _tiny_model()
     scripted = _ScriptedScores(values)
     keeper = model_selection.BestEpochWeights("snd", scripted)
     backup = backup_lib.TrainingBackup(str(tmp_path / "backup"), 2, 4, {},
@@ -173,9 +176,7 @@ def test_selection_survives_a_restart(best, killed_after, tmp_path):
 
 
 def test_a_damaged_selection_copy_falls_back_to_the_older_backup(tmp_path):
-  keras.utils.set_random_seed(0)
-  model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-  model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+  model = _tiny_model()
   scripted = _ScriptedScores([1.0, 5.0, 2.0])
   keeper = model_selection.BestEpochWeights("snd", scripted)
   backup = backup_lib.TrainingBackup(str(tmp_path), 2, 3, {}, keep=3,
