@@ -117,7 +117,8 @@ def _build_model(settings, data):
       backbone = backbones.build_backbone(
           settings.backbone, input_shape, weights=settings.weights,
           trainable=not settings.freeze_backbone,
-          fused_batch_norm=settings.fused_batch_norm)
+          fused_batch_norm=settings.fused_batch_norm,
+          dropout=settings.lenet_dropout)
   return srdc_model.SRDCModel(
       backbone, num_classes=data.source.num_classes, input_shape=input_shape,
       num_source_examples=len(data.source),

@@ -19,7 +19,8 @@ RELEASED_CODE_SWITCHES = ("empty_clusters", "kmeans_labels", "head_init",
                           "epoch_structure", "momentum_convention",
                           "feature_assignment", "diversity_weight",
                           "diversity_floor", "source_label_smoothing",
-                          "target_confidence_threshold", "warmup_epochs")
+                          "target_confidence_threshold", "warmup_epochs",
+                          "lenet_dropout")
 
 
 # Views cached per image when only a backbone's top trains (see
@@ -83,6 +84,7 @@ class RunSettings:
   source_label_smoothing: float = 0.0
   target_confidence_threshold: float = 0.0
   warmup_epochs: int = 1
+  lenet_dropout: float = 0.0
   epoch_structure: str = "stream"
   momentum_convention: str = "keras"
   epochs: int = 200

@@ -159,6 +159,10 @@ flags.DEFINE_integer("warmup_epochs", 1,
                      "(lambda 0) before the paper's ramp of the target "
                      "terms runs over the remaining ones (1: the paper; "
                      "above 1 beyond it).")
+flags.DEFINE_float("lenet_dropout", 0.0,
+                   "Dropout rate of a trained LeNet: on conv2's channels "
+                   "and on fc's units, as CDAN's and SHOT's LeNet (0.5); "
+                   "0 builds no dropout layer.")
 flags.DEFINE_enum("head_init", "glorot", ["glorot", "pytorch"],
                   "Initialisation of fc1 and fc2: Keras' Glorot uniform, or "
                   "PyTorch's nn.Linear default (the released code).")

@@ -78,6 +78,13 @@ def test_unknown_backbone_is_refused(tmp_path):
     (["--warmup_epochs=3", "--epochs=2"],
      "--warmup_epochs must be in [1, --epochs=2], got 3"),
     (["--momentum=1.0"], "--momentum must be in [0, 1), got 1.0"),
+    (["--lenet_dropout=1"], "--lenet_dropout must be in [0, 1), got 1.0"),
+    (["--lenet_dropout=0.5", "--backbone=mobilenet_v2", "--image_size=32"],
+     "--lenet_dropout=0.5 needs --backbone=lenet, got "
+     "--backbone=mobilenet_v2"),
+    (["--lenet_dropout=0.5", "--freeze_backbone"],
+     "--lenet_dropout=0.5 with --freeze_backbone: a frozen LeNet never "
+     "trains"),
     (["--weights=imagenet"], "--weights=imagenet is not available for "
      "--backbone=lenet"),
     (["--image_size=12"], "--image_size=12 is too small for --backbone=lenet, "

@@ -211,6 +211,7 @@ def test_finished_result_needs_the_same_settings(tmp_path):
      "srdc+no_feature_clustering+no_soft_selection"),
     ({"detach_q": True}, "srdc+detach_q"),
     ({"recalibrate_batch_norm": False}, "srdc+moving_bn_statistics"),
+    ({"lenet_dropout": 0.5}, "srdc+lenet_dropout=0.5"),
 ])
 def test_method_names_the_switches_for_results_tables(changes, method):
   settings = run_settings.RunSettings(

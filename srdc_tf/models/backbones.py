@@ -15,18 +15,35 @@ BACKBONES = ("lenet", "mobilenet_v2", "resnet50")
 MIN_IMAGE_SIZE = {"lenet": 16, "mobilenet_v2": 32, "resnet50": 32}
 
 
-def _lenet(inputs):
-  # The LeNet of CDAN and SHOT's digit experiments, without dropout so that
-  # runs are reproducible and replicas agree.
+def _lenet(inputs, dropout=0.0):
+  # The LeNet of CDAN's and SHOT's digit experiments. Their dropout (0.5 on
+  # conv2's channels and on fc's units) is `dropout`; at 0 no dropout layer
+  # is built, so models saved before the option load unchanged.
   x = keras.layers.Conv2D(20, 5, name="conv1")(inputs)
   x = keras.layers.MaxPooling2D(2, name="pool1")(x)
   x = keras.layers.ReLU(name="relu1")(x)
   x = keras.layers.Conv2D(50, 5, name="conv2")(x)
+  if dropout:
+    x = keras.layers.SpatialDropout2D(dropout, name="conv2_dropout")(x)
   x = keras.layers.MaxPooling2D(2, name="pool2")(x)
   x = keras.layers.ReLU(name="relu2")(x)
   x = keras.layers.Flatten(name="flatten")(x)
   x = keras.layers.Dense(500, name="fc")(x)
-  return keras.layers.ReLU(name="relu3")(x)
+  x = keras.layers.ReLU(name="relu3")(x)
+  if dropout:
+    x = keras.layers.Dropout(dropout, name="fc_dropout")(x)
+  return x
+
+
+def check_dropout(name, dropout):
+  """Raises unless `dropout` is a valid `--lenet_dropout` for backbone
+  `name`: a rate in [0, 1), and 0 for every backbone but LeNet (the
+  pretrained ones keep their own architecture)."""
+  if not 0.0 <= dropout < 1.0:
+    raise ValueError(f"--lenet_dropout must be in [0, 1), got {dropout}")
+  if dropout and name != "lenet":
+    raise ValueError(f"--lenet_dropout={dropout} needs --backbone=lenet, "
+                     f"got --backbone={name}")
 
 
 def _load_weights(model, weights, name):
@@ -41,7 +58,8 @@ def _load_weights(model, weights, name):
     ) from error
 
 
-def build_body(name, input_shape, weights=None, fused_batch_norm=True):
+def build_body(name, input_shape, weights=None, fused_batch_norm=True,
+               dropout=0.0):
   """The architecture of a backbone without its preprocessing.
 
   Args:
@@ -52,6 +70,8 @@ def build_body(name, input_shape, weights=None, fused_batch_norm=True):
     fused_batch_norm: its BatchNorm layers run TensorFlow's fused kernel
       (`models.fused_batch_norm`: the same math, about twice as fast on a
       CPU); False: Keras' own ops.
+    dropout: LeNet's dropout rate in training (`_lenet`); 0 for the
+      others.
 
   Returns:
     `(body, mode)`: a functional `keras.Model` from preprocessed pixels to
@@ -59,6 +79,7 @@ def build_body(name, input_shape, weights=None, fused_batch_norm=True):
   """
   if name not in BACKBONES:
     raise ValueError(f"--backbone must be one of {BACKBONES}, got {name!r}")
+  check_dropout(name, dropout)
   if weights in ("", "none", "None"):
     weights = None
   input_shape = tuple(int(d) for d in input_shape)
@@ -67,7 +88,8 @@ def build_body(name, input_shape, weights=None, fused_batch_norm=True):
       raise ValueError("--weights=imagenet is not available for lenet")
     mode = "unit"
     body_inputs = keras.Input(shape=input_shape)
-    body = keras.Model(body_inputs, _lenet(body_inputs), name="lenet")
+    body = keras.Model(body_inputs, _lenet(body_inputs, dropout),
+                       name="lenet")
   else:
     if input_shape[-1] != 3:
       raise ValueError(
@@ -110,7 +132,7 @@ def with_preprocessing(network, mode, input_shape, name):
 
 
 def build_backbone(name, input_shape, weights=None, trainable=True,
-                   fused_batch_norm=True):
+                   fused_batch_norm=True, dropout=0.0):
   """Builds a backbone that maps raw pixels to pooled features.
 
   Args:
@@ -122,11 +144,13 @@ def build_backbone(name, input_shape, weights=None, trainable=True,
       BatchNorm layers in inference mode. (`models.cut` trains only the
       last layers.)
     fused_batch_norm: see `build_body`.
+    dropout: see `build_body`.
 
   Returns:
     A functional `keras.Model` named `backbone` with one input and a 2-D
     output `[batch, feature_dim]`.
   """
-  body, mode = build_body(name, input_shape, weights, fused_batch_norm)
+  body, mode = build_body(name, input_shape, weights, fused_batch_norm,
+                          dropout)
   body.trainable = trainable
   return with_preprocessing(body, mode, input_shape, "backbone")
