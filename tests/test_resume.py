@@ -172,7 +172,9 @@ def _latest_position(model_dir):
     [],
     # The backbone's top trained on cached activations (`models.cut`).
     ["--trainable_layers=2", "--cached_views=2", "--random_translate=2"],
-], ids=["whole", "cached_top"])
+    # Dropout masks come from a seed generator whose state is backed up.
+    ["--lenet_dropout=0.5"],
+], ids=["whole", "cached_top", "lenet_dropout"])
 def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path,
                                                                    extra):
   args = [*ARGS, *extra]

@@ -21,6 +21,9 @@ path. `TrainingBackup` differs on each point:
 - Only the chief writes under `backup_dir`; the other workers write into a
   temporary folder that is deleted (`distribute.write_location`), and all
   of them restore from `backup_dir`, which must be on a shared file system.
+- Dropout draws its masks from seed generators whose state
+  `save_weights` leaves out; their state goes into the JSON record, so a
+  resumed run draws the masks the uninterrupted one would.
 - Model selection survives a restart: the best-scored epoch's weights and
   every epoch's label-free scores go into the backup too, so a resumed
   run keeps the epoch an uninterrupted one would.
@@ -156,6 +159,7 @@ class TrainingBackup(keras.callbacks.Callback):
       self._check_same_run(path, position)
       try:
         model.load_weights(os.path.join(path, STATE_FILE))
+        _restore_seed_states(model, position.get("seed_states", []), path)
         if self.selector is not None:
           self._restore_selection(path, position)
       except Exception as error:  # pylint: disable=broad-except
@@ -246,6 +250,8 @@ class TrainingBackup(keras.callbacks.Callback):
         # its report travels with it.
         "epoch_logs": (dict(self.epoch_state.epoch_logs)
                        if in_epoch and self.epoch_state is not None else {}),
+        "seed_states": [np.asarray(state).tolist()
+                        for state in _seed_states(self.model)],
     }
     best = None
     if self.selector is not None:
@@ -307,3 +313,23 @@ class TrainingBackup(keras.callbacks.Callback):
     """Deletes the backups of a finished run (on the chief)."""
     if distribute.is_chief(self.strategy):
       shutil.rmtree(self.backup_dir, ignore_errors=True)
+
+
+def _seed_states(model):
+  # Keras keeps them in `model.variables` but not in `model.weights`, which
+  # is what `save_weights` writes.
+  return [variable for variable in model.variables
+          if variable.path.endswith("seed_generator_state")]
+
+
+def _restore_seed_states(model, values, path):
+  states = _seed_states(model)
+  if len(values) != len(states):
+    # Backups from before dropout was recorded have none: the masks then
+    # differ from the uninterrupted run's, the weights are restored.
+    logging.warning("%s records %d random-number states, the model has %d: "
+                    "dropout masks will differ from an uninterrupted run",
+                    path, len(values), len(states))
+    return
+  for state, value in zip(states, values):
+    state.assign(np.asarray(value, dtype=state.dtype))
