@@ -112,10 +112,13 @@ def check(settings, with_baseline=False):
       and not os.path.isfile(settings.weights)):
     raise ValueError(f"--weights={settings.weights!r}: no such file")
   backbones.check_dropout(settings.backbone, settings.lenet_dropout)
-  if settings.lenet_dropout and settings.freeze_backbone:
-    raise ValueError(f"--lenet_dropout={settings.lenet_dropout} with "
-                     "--freeze_backbone: a frozen LeNet never trains, so it "
-                     "would have no effect")
+  if settings.lenet_dropout and (settings.freeze_backbone
+                                 or settings.trainable_layers is not None
+                                 or settings.trainable_from):
+    raise ValueError(f"--lenet_dropout={settings.lenet_dropout} needs the "
+                     "whole LeNet trained: with --freeze_backbone, "
+                     "--trainable_layers or --trainable_from it would have "
+                     "no effect")
   if settings.weights == "imagenet" and settings.backbone == "lenet":
     raise ValueError("--weights=imagenet is not available for "
                      "--backbone=lenet (train it from scratch)")

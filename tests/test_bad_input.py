@@ -83,8 +83,9 @@ def test_unknown_backbone_is_refused(tmp_path):
      "--lenet_dropout=0.5 needs --backbone=lenet, got "
      "--backbone=mobilenet_v2"),
     (["--lenet_dropout=0.5", "--freeze_backbone"],
-     "--lenet_dropout=0.5 with --freeze_backbone: a frozen LeNet never "
-     "trains"),
+     "--lenet_dropout=0.5 needs the whole LeNet trained"),
+    (["--lenet_dropout=0.5", "--trainable_layers=2"],
+     "--lenet_dropout=0.5 needs the whole LeNet trained"),
     (["--weights=imagenet"], "--weights=imagenet is not available for "
      "--backbone=lenet"),
     (["--image_size=12"], "--image_size=12 is too small for --backbone=lenet, "
