@@ -25,12 +25,13 @@ def test_no_dropout_builds_the_lenet_saved_before_the_option():
 
 
 def test_dropout_sits_on_conv2_channels_and_fc_units():
-  names = _layer_names(build_backbone("lenet", SHAPE, dropout=0.5))
+  backbone = build_backbone("lenet", SHAPE, dropout=0.5)
+  names = _layer_names(backbone)
   # CDAN's and SHOT's LeNet: channel dropout right after conv2, unit
   # dropout after fc's ReLU.
   assert names[names.index("conv2") + 1] == "conv2_dropout"
   assert names[names.index("relu3") + 1] == "fc_dropout"
-  body = build_backbone("lenet", SHAPE, dropout=0.5).get_layer("lenet")
+  body = backbone.get_layer("lenet")
   assert isinstance(body.get_layer("conv2_dropout"),
                     keras.layers.SpatialDropout2D)
   assert body.get_layer("conv2_dropout").rate == 0.5
