@@ -8,6 +8,7 @@ baseline, SRDC, the export. A finished run with the same settings is
 reported, not trained again; a finished baseline is reused.
 """
 
+import contextlib
 import os
 
 from absl import logging
@@ -16,6 +17,7 @@ from srdc_tf import console
 from srdc_tf import distribute
 from srdc_tf import run_data
 from srdc_tf import run_directory
+from srdc_tf import run_lock
 from srdc_tf import run_settings
 from srdc_tf import runner
 from srdc_tf import settings_checks
@@ -65,9 +67,20 @@ def train(settings, with_baseline=False, overwrite=False,
     and the `tf.distribute.Strategy` used.
 
   Raises:
-    InputError: a bad setting or input, before any training.
+    InputError: a bad setting or input, or another command holding
+      `settings.model_dir` (`run_lock`), before any training.
     divergence.TrainingDivergedError: the loss became NaN or infinite.
   """
+  # The run directory's lock (taken once the strategy says who writes)
+  # is held until the command ends, however it ends.
+  with contextlib.ExitStack() as locks:
+    return _train(locks, settings, with_baseline, overwrite, strategy,
+                  num_cpu_devices, force_precision, peer_timeout)
+
+
+def _train(locks, settings, with_baseline, overwrite, strategy,
+           num_cpu_devices, force_precision, peer_timeout):
+  """`train`, with the run directory's lock entered into `locks`."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
   console.set_verbose(settings.verbose)
@@ -93,11 +106,16 @@ def train(settings, with_baseline=False, overwrite=False,
     # baseline is never trained over in place.
     baseline = (baseline_settings(settings)
                 if with_baseline and not settings.source_only else None)
+    chief = distribute.is_chief(strategy)
+    if chief:  # Before anything in it is read or moved.
+      locks.enter_context(run_lock.hold(settings.model_dir))
     for claimed in [settings] + ([baseline] if baseline else []):
       moved = run_directory.claim(claimed, overwrite)
       if moved:
         logging.warning("--overwrite: moved the earlier run in %s to %s",
                         claimed.model_dir, moved)
+        if chief and claimed is settings:  # The lock went with the folder.
+          locks.enter_context(run_lock.hold(settings.model_dir))
     if settings.trains_top_only:
       # A cut that no single tensor crosses fails now (with the weights
       # file's check), not after the data is loaded and cached.
