@@ -41,7 +41,9 @@ def load_data(settings):
   source = load(settings.source, settings.source_list_root)
   target = load(settings.target, settings.target_list_root)
   if settings.target_eval and settings.target_eval != settings.target:
-    target_eval = load(settings.target_eval, settings.target_list_root)
+    target_eval = load(settings.target_eval,
+                       settings.target_eval_list_root
+                       or settings.target_list_root)
   else:
     target_eval = target
   if not source.has_labels:

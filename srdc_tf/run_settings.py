@@ -45,6 +45,7 @@ class RunSettings:
   data_root: str = None
   source_list_root: str = None
   target_list_root: str = None
+  target_eval_list_root: str = None
   tfds_data_dir: str = None
   shared_classes: bool = False
   synthetic_examples_per_class: int = 300

@@ -33,6 +33,10 @@ flags.DEFINE_string("source_list_root", None, "Root of the paths in a source "
                     "image list (default: the list's folder).")
 flags.DEFINE_string("target_list_root", None, "Root of the paths in a target "
                     "image list (default: the list's folder).")
+flags.DEFINE_string("target_eval_list_root", None, "Root of the paths in a "
+                    "--target_eval image list (default: --target_list_root "
+                    "if set, else the list's folder). MNIST-M's two lists "
+                    "name files of two folders.")
 flags.DEFINE_boolean("shared_classes", False, "Keep only the classes source "
                      "and target share instead of failing on a mismatch.")
 flags.DEFINE_integer("synthetic_examples_per_class", 300,

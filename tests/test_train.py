@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import keras
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -218,3 +219,40 @@ def test_method_names_the_switches_for_results_tables(changes, method):
       source="synthetic:source", target="synthetic:target",
       model_dir="unused")
   assert settings.replace(**changes).method == method
+
+
+def _write_png(path, image):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_bytes(tf.io.encode_png(image).numpy())
+
+
+@pytest.mark.e2e
+def test_the_mnistm_flagfile_reads_mnistm_as_released(tmp_path):
+  # MNIST-M's release: two folders of PNGs and a "<file> <digit>" list for
+  # each, naming files of its own folder. Tiny stand-ins of both, and of
+  # MNIST's classes (the flagfile's TFDS source is replaced by a folder).
+  rng = np.random.default_rng(0)
+  for split, first in (("train", 0), ("test", 1000)):
+    lines = []
+    # Other names in each folder, so that a list read from the wrong one
+    # fails.
+    for index in range(first, first + 20):
+      name = f"{index:08d}.png"
+      _write_png(tmp_path / "mnist_m" / f"mnist_m_{split}" / name,
+                 rng.integers(0, 256, (28, 28, 3), dtype=np.uint8))
+      lines.append(f"{name} {index % 10}")
+    (tmp_path / "mnist_m" / f"mnist_m_{split}_labels.txt").write_text(
+        "\n".join(lines) + "\n")
+  for index in range(30):
+    _write_png(tmp_path / "mnist" / str(index % 10) / f"{index}.png",
+               rng.integers(0, 256, (28, 28, 1), dtype=np.uint8))
+  model_dir = tmp_path / "run"
+  result = train("--flagfile=flags/digits/mnist2mnistm.cfg",
+                 f"--data_root={tmp_path}", f"--source={tmp_path / 'mnist'}",
+                 "--epochs=1", "--steps_per_epoch=2", "--batch_size=8",
+                 "--export_dir=", "--verbose=0", f"--model_dir={model_dir}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  info = json.loads((model_dir / "run_info.json").read_text())
+  assert info["task"] == "digits/mnist2mnistm"
+  assert info["settings"]["colour_augmentation"] == "channel_inversion"
