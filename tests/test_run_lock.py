@@ -87,16 +87,23 @@ def test_the_lock_of_a_killed_holder_is_free(tmp_path):
 
 @pytest.mark.e2e
 def test_training_into_a_held_folder_is_refused_before_any_work(tmp_path):
+  # The folder holds a finished run of other settings; with --overwrite a
+  # free folder would be moved aside. A held one is not touched.
   model_dir = tmp_path / "run"
+  model_dir.mkdir()
+  (model_dir / "run_info.json").write_text(json.dumps(
+      {"target_accuracy": 0.5, "settings": {"lr": 0.5}}))
   holder = _start_holder(model_dir)
   try:
     result = run_testlib.train(*run_testlib.TINY_RUN, "--with_baseline",
-                               f"--model_dir={model_dir}")
+                               "--overwrite", f"--model_dir={model_dir}")
     assert result.returncode != 0
     assert (f"--model_dir={str(model_dir)!r} is in use by another command "
             f"(process {holder.pid} on " in result.stderr), result.stderr
     assert "Traceback" not in result.stderr
-    assert os.listdir(model_dir) == [run_lock.LOCK_FILE]  # Untouched.
+    assert sorted(os.listdir(model_dir)) == [run_lock.LOCK_FILE,
+                                             "run_info.json"]
+    assert os.listdir(tmp_path) == ["run"]  # Nothing moved aside.
   finally:
     holder.send_signal(signal.SIGKILL)
     holder.wait(timeout=30)
