@@ -9,6 +9,7 @@ import dataclasses
 import os
 
 from srdc_tf import selection
+from srdc_tf.data import digests
 from srdc_tf.data import transforms
 from srdc_tf.data import validation
 
@@ -171,9 +172,11 @@ class RunSettings:
     """The backbone and its weights, as the feature cache keys them."""
     backbone_id = f"{self.backbone}:{self.weights}"
     if self.weights and os.path.isfile(self.weights):
-      # Other weights written to the same file are other features.
-      status = os.stat(self.weights)
-      backbone_id += f":{status.st_size}:{status.st_mtime_ns}"
+      # Other weights written to the same file are other features; the
+      # same weights copied or re-provisioned elsewhere are the same.
+      # (Read at each call: 0.02 s for MobileNetV2's, about 0.2 s for
+      # ResNet-50's, once per run.)
+      backbone_id = f"{self.backbone}:{digests.file_digest(self.weights)}"
     if self.fused_batch_norm and self.backbone != "lenet":
       # Its features differ from Keras' BatchNorm ops' by round-off.
       backbone_id += ":fused_batch_norm"

@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 
+from srdc_tf import run_settings
 from srdc_tf.data import feature_cache
 from srdc_tf.data import pipeline
 from srdc_tf.data import sources
@@ -59,13 +60,30 @@ def test_an_edited_image_with_the_same_name_changes_the_key(tmp_path):
   key = feature_cache.cache_key(domain, "lenet:random", transform)
   assert feature_cache.cache_key(
       sources.load_domain(str(tmp_path)), "lenet:random", transform) == key
-  # The same names and count, one image replaced (a later mtime).
+  # The same names, count, size and modification time; other pixels.
   stat = os.stat(tmp_path / "b/1.png")
   _image_files(tmp_path, {"b/1.png": 99})
-  os.utime(tmp_path / "b/1.png", ns=(stat.st_atime_ns,
-                                      stat.st_mtime_ns + 10**9))
+  assert os.stat(tmp_path / "b/1.png").st_size == stat.st_size
+  os.utime(tmp_path / "b/1.png", ns=(stat.st_atime_ns, stat.st_mtime_ns))
   assert feature_cache.cache_key(
       sources.load_domain(str(tmp_path)), "lenet:random", transform) != key
+
+
+def test_the_same_images_elsewhere_or_touched_keep_the_key(tmp_path):
+  # A copy of the data on another machine or path, or a folder whose
+  # files were re-provisioned (new modification times): the same features.
+  names = {"a/0.png": 10, "a/1.png": 20, "b/0.png": 30}
+  transform = transforms.ImageTransform(16)
+  _image_files(tmp_path / "here" / "images", names)
+  _image_files(tmp_path / "there" / "images", names)
+  for path in (tmp_path / "there").rglob("*.png"):
+    os.utime(path, ns=(1, 10**18))
+  # The same spec under each data root, as a flagfile names it.
+  here, there = (sources.load_domain("images", data_root=str(tmp_path / root))
+                 for root in ("here", "there"))
+  assert here.paths[0] != there.paths[0]
+  assert (feature_cache.cache_key(here, "lenet:random", transform)
+          == feature_cache.cache_key(there, "lenet:random", transform))
 
 
 def test_in_memory_images_count_by_their_bytes():
@@ -78,3 +96,18 @@ def test_in_memory_images_count_by_their_bytes():
   changed = type(domain)(name=domain.name, class_names=domain.class_names,
                          labels=domain.labels, images=edited)
   assert feature_cache.cache_key(changed, "lenet:random", transform) != key
+
+
+def test_a_weights_file_counts_by_its_bytes(tmp_path):
+  weights = tmp_path / "w.weights.h5"
+  weights.write_bytes(b"first weights")
+  settings = run_settings.RunSettings(
+      source="s", target="t", model_dir="m", backbone="mobilenet_v2",
+      weights=str(weights))
+  first = settings.backbone_id
+  copy = tmp_path / "copy.weights.h5"
+  copy.write_bytes(b"first weights")
+  os.utime(copy, ns=(1, 10**18))
+  assert settings.replace(weights=str(copy)).backbone_id == first
+  weights.write_bytes(b"other weights")  # Same size, same name.
+  assert settings.backbone_id != first

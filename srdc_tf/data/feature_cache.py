@@ -15,6 +15,7 @@ import os
 import numpy as np
 
 from srdc_tf import console
+from srdc_tf.data import digests
 from srdc_tf.data import domain as domain_lib
 from srdc_tf.data import pipeline
 
@@ -22,10 +23,13 @@ from srdc_tf.data import pipeline
 def content_fingerprint(domain):
   """A digest of what a domain's examples are, in their order.
 
-  Image files count by path, size and modification time (an image edited
-  or replaced under the same name changes it; reading every file would
-  cost as much as the cache saves); images held in memory or as encoded
-  bytes count by their bytes.
+  Every example counts by its bytes alone (an image file's, an encoded
+  image's, or the pixels held in memory): a cached row is a function of
+  them and of nothing else the domain holds. So an image edited under the
+  same name changes the digest, while a copy of the data elsewhere, a
+  re-provisioned or touched folder (new modification times), or renamed
+  files in the same order do not. Reading the files costs little against
+  what the cache saves (Office-31's 2817 Amazon images, 24 MB: 0.2 s).
 
   Args:
     domain: a `Domain`.
@@ -36,9 +40,7 @@ def content_fingerprint(domain):
   digest = hashlib.sha1()
   if domain.paths is not None:
     for path in domain.paths:
-      status = os.stat(path)
-      digest.update(f"{path}\0{status.st_size}\0{status.st_mtime_ns}\n"
-                    .encode("utf-8", "surrogateescape"))
+      digest.update(f"{digests.file_digest(path)}\n".encode())
   elif domain.encoded is not None:
     for item in domain.encoded:
       digest.update(len(item).to_bytes(8, "little"))
