@@ -1,11 +1,15 @@
 """The frozen-backbone feature cache: same features as the backbone, read
 back from disk the second time."""
 
+import errno
 import os
+import shutil
 
 import numpy as np
+import pytest
 
 from srdc_tf import run_settings
+from srdc_tf import write_guard
 from srdc_tf.data import feature_cache
 from srdc_tf.data import pipeline
 from srdc_tf.data import sources
@@ -111,3 +115,42 @@ def test_a_weights_file_counts_by_its_bytes(tmp_path):
   assert settings.replace(weights=str(copy)).backbone_id == first
   weights.write_bytes(b"other weights")  # Same size, same name.
   assert settings.backbone_id != first
+
+
+def _cache_args(tmp_path):
+  domain = sources.load_domain("synthetic:target",
+                               synthetic_examples_per_class=3)
+  backbone = build_backbone("lenet", (32, 32, 3), trainable=False)
+  return (domain, backbone, transforms.ImageTransform(32), 7,
+          str(tmp_path / "cache"), "lenet:random")
+
+
+def test_a_cache_that_cannot_fit_is_refused_before_the_network_runs(
+    tmp_path, monkeypatch):
+  def never(*args):
+    raise AssertionError("the frozen network ran")
+
+  monkeypatch.setattr(feature_cache, "_outputs", never)
+  monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(  # pylint: disable=protected-access
+      10**9, 10**9 - 2**20, 2**20))
+  with pytest.raises(write_guard.WriteFailedError,
+                     match=r"cannot write the feature cache of "
+                     r"'synthetic/target' to .*: the disk is full: 1.0 MB "
+                     r"free .*; nothing was written, no cache file was "
+                     "changed"):
+    feature_cache.backbone_features(*_cache_args(tmp_path))
+
+
+def test_a_failed_cache_write_leaves_no_file(tmp_path, monkeypatch):
+  def fills_the_disk(path, array):
+    del array
+    with open(path, "wb") as half:
+      half.write(b"\0" * 100)
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+  monkeypatch.setattr(np, "save", fills_the_disk)
+  with pytest.raises(write_guard.WriteFailedError,
+                     match="cannot write the feature cache of "
+                     "'synthetic/target'"):
+    feature_cache.backbone_features(*_cache_args(tmp_path))
+  assert os.listdir(tmp_path / "cache") == []

@@ -15,6 +15,7 @@ import os
 import numpy as np
 
 from srdc_tf import console
+from srdc_tf import write_guard
 from srdc_tf.data import digests
 from srdc_tf.data import domain as domain_lib
 from srdc_tf.data import pipeline
@@ -72,6 +73,19 @@ def cache_key(domain, backbone_id, transform, views=None):
   return f"{safe}-{digest}"
 
 
+def _what(domain):
+  return f"the feature cache of {domain.name!r}"
+
+
+def _expected_bytes(network, rows):
+  """What `rows` float32 outputs of `network` take in a cache file, or 0
+  when its output shape is not known before it runs."""
+  shape = getattr(network, "output_shape", None)
+  if not isinstance(shape, tuple) or any(d is None for d in shape[1:]):
+    return 0
+  return rows * 4 * int(np.prod(shape[1:])) + write_guard.MARGIN_BYTES
+
+
 def _outputs(network, dataset, progress):
   parts = []
   for images, _, _ in dataset:
@@ -114,6 +128,12 @@ def backbone_features(domain, backbone, transform, batch_size=64,
                    f"read from {path}")
     features = np.load(path)
   else:
+    if path:
+      # Before the frozen network runs (Amazon's 4 views: 14 minutes
+      # here), not after.
+      write_guard.check_room(
+          cache_dir, _expected_bytes(backbone, len(domain) * (views or 1)),
+          _what(domain), "no cache file was changed")
     console.banner(f"Feature cache: {domain.name} ({len(domain)} images"
                    + (f" x {views} views" if views else "")
                    + ") through the frozen network"
@@ -130,10 +150,12 @@ def backbone_features(domain, backbone, transform, batch_size=64,
                            for view in range(views)], axis=1)
     progress.close()
     if path:
-      os.makedirs(cache_dir, exist_ok=True)
       staging = path + f".{os.getpid()}.tmp.npy"
-      np.save(staging, features)
-      os.replace(staging, path)  # Never a half-written cache file.
+      with write_guard.guarded(_what(domain), cache_dir,
+                               "no cache file was changed", cleanup=staging):
+        os.makedirs(cache_dir, exist_ok=True)
+        np.save(staging, features)
+        os.replace(staging, path)  # Never a half-written cache file.
   if len(features) != len(domain):
     raise ValueError(f"feature cache {path!r} holds {len(features)} rows for "
                      f"{len(domain)} examples of {domain.name!r}")
