@@ -154,3 +154,17 @@ def test_a_failed_cache_write_leaves_no_file(tmp_path, monkeypatch):
                      "'synthetic/target'"):
     feature_cache.backbone_features(*_cache_args(tmp_path))
   assert os.listdir(tmp_path / "cache") == []
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not_numpy"])
+def test_a_damaged_cache_file_is_computed_again(tmp_path, damage):
+  args = _cache_args(tmp_path)
+  first = feature_cache.backbone_features(*args)
+  [name] = os.listdir(tmp_path / "cache")
+  path = tmp_path / "cache" / name
+  data = path.read_bytes()
+  path.write_bytes(data[:len(data) // 2] if damage == "truncated"
+                   else b"not a cache")
+  again = feature_cache.backbone_features(*args)
+  np.testing.assert_array_equal(again.images, first.images)
+  assert path.read_bytes() == data  # Written anew, whole.

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 
+from absl import logging
 import numpy as np
 
 from srdc_tf import console
@@ -73,6 +74,19 @@ def cache_key(domain, backbone_id, transform, views=None):
   return f"{safe}-{digest}"
 
 
+def _read(path, domain):
+  """The cached array at `path`, or None (with a warning naming the file)
+  when it cannot be read: a cache is derived data, computed again then."""
+  console.banner(f"Feature cache: {domain.name} ({len(domain)} images), "
+                 f"read from {path}")
+  try:
+    return np.load(path)
+  except (OSError, ValueError, EOFError) as error:
+    logging.warning("The feature cache file %s cannot be read (%s: %s); "
+                    "computing it again.", path, type(error).__name__, error)
+    return None
+
+
 def _what(domain):
   return f"the feature cache of {domain.name!r}"
 
@@ -123,11 +137,8 @@ def backbone_features(domain, backbone, transform, batch_size=64,
       raise ValueError("backbone_id is required with cache_dir")
     path = os.path.join(
         cache_dir, cache_key(domain, backbone_id, transform, views) + ".npy")
-  if path and os.path.isfile(path):
-    console.banner(f"Feature cache: {domain.name} ({len(domain)} images), "
-                   f"read from {path}")
-    features = np.load(path)
-  else:
+  features = _read(path, domain) if path and os.path.isfile(path) else None
+  if features is None:
     if path:
       # Before the frozen network runs (Amazon's 4 views: 14 minutes
       # here), not after.
