@@ -15,10 +15,11 @@ import contextlib
 import errno
 import fcntl
 import json
-import logging
 import os
 import socket
 import time
+
+from absl import logging
 
 LOCK_FILE = ".run.lock"
 

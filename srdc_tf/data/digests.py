@@ -1,7 +1,6 @@
-"""Digests of file contents, for cache keys that follow what files hold.
-
-TensorFlow-free, so that settings can be keyed before it starts.
-"""
+"""Digests of file contents, for cache keys that follow what files hold
+(the images of a domain, a weights file), not where they are or when they
+were written."""
 
 import hashlib
 
