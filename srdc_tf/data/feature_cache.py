@@ -14,6 +14,7 @@ import os
 
 from absl import logging
 import numpy as np
+import tensorflow as tf
 
 from srdc_tf import console
 from srdc_tf import write_guard
@@ -97,7 +98,8 @@ def _expected_bytes(network, rows):
   shape = getattr(network, "output_shape", None)
   if not isinstance(shape, tuple) or any(d is None for d in shape[1:]):
     return 0
-  return rows * 4 * int(np.prod(shape[1:])) + write_guard.MARGIN_BYTES
+  return write_guard.estimate_bytes(
+      [tf.TensorSpec((rows, *shape[1:]), tf.float32)])
 
 
 def _outputs(network, dataset, progress):
