@@ -135,7 +135,7 @@ def guarded(what, path, intact="", cleanup=None):
     path: where.
     intact: what stays as it was, for the message.
     cleanup: a path (file or folder) of the half-written output, removed
-      on failure so that it frees its space.
+      when anything is raised inside, so that it frees its space.
 
   Yields:
     Nothing.
@@ -145,15 +145,16 @@ def guarded(what, path, intact="", cleanup=None):
   """
   try:
     yield
-  except WriteFailedError:
-    raise
-  except Exception as error:  # pylint: disable=broad-except
-    if not is_file_system_error(error):
-      raise
+  except BaseException as error:
+    # Half-written output is of no use whatever stopped it (a full disk,
+    # another error, Ctrl-C during a long write).
     if cleanup and os.path.isdir(cleanup):
       shutil.rmtree(cleanup, ignore_errors=True)
     elif cleanup and os.path.lexists(cleanup):
       os.remove(cleanup)
+    if (isinstance(error, WriteFailedError)
+        or not is_file_system_error(error)):
+      raise
     reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
     if "}}" in reason:  # TensorFlow's "{{function_node ...}}" prefix.
       reason = reason.split("}}", 1)[1].strip()

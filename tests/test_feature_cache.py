@@ -2,15 +2,20 @@
 back from disk the second time."""
 
 import errno
+import io
 import os
 import shutil
 
 import numpy as np
 import pytest
 
+from srdc_tf import run_data
 from srdc_tf import run_settings
+from srdc_tf import runner
 from srdc_tf import write_guard
+from srdc_tf.data import domain as domain_lib
 from srdc_tf.data import feature_cache
+from srdc_tf.data import npy_rows
 from srdc_tf.data import pipeline
 from srdc_tf.data import sources
 from srdc_tf.data import transforms
@@ -130,7 +135,7 @@ def test_a_cache_that_cannot_fit_is_refused_before_the_network_runs(
   def never(*args):
     raise AssertionError("the frozen network ran")
 
-  monkeypatch.setattr(feature_cache, "_outputs", never)
+  monkeypatch.setattr(feature_cache, "_rows", never)
   monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(  # pylint: disable=protected-access
       10**9, 10**9 - 2**20, 2**20))
   with pytest.raises(write_guard.WriteFailedError,
@@ -142,13 +147,15 @@ def test_a_cache_that_cannot_fit_is_refused_before_the_network_runs(
 
 
 def test_a_failed_cache_write_leaves_no_file(tmp_path, monkeypatch):
-  def fills_the_disk(path, array):
-    del array
-    with open(path, "wb") as half:
-      half.write(b"\0" * 100)
-    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+  class FillsTheDisk(io.FileIO):
+    """A file whose disk fills after its first 1000 bytes."""
 
-  monkeypatch.setattr(np, "save", fills_the_disk)
+    def write(self, data):
+      if self.tell() + len(data) > 1000:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+      return super().write(data)
+
+  monkeypatch.setattr(feature_cache, "open", FillsTheDisk, raising=False)
   with pytest.raises(write_guard.WriteFailedError,
                      match="cannot write the feature cache of "
                      "'synthetic/target'"):
@@ -156,15 +163,112 @@ def test_a_failed_cache_write_leaves_no_file(tmp_path, monkeypatch):
   assert os.listdir(tmp_path / "cache") == []
 
 
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, RuntimeError])
+def test_a_cache_build_stopped_midway_leaves_no_file(tmp_path, monkeypatch,
+                                                     stop):
+  # The frozen network runs while the file is written (Amazon's 4 views:
+  # 14 minutes here): Ctrl-C or an error then leaves no staging file.
+  real_rows = feature_cache._rows  # pylint: disable=protected-access
+
+  def stops_after_one_block(*args):
+    rows = real_rows(*args)
+    yield next(rows)
+    raise stop("stopped")
+
+  monkeypatch.setattr(feature_cache, "_rows", stops_after_one_block)
+  with pytest.raises(stop):
+    feature_cache.backbone_features(*_cache_args(tmp_path))
+  assert os.listdir(tmp_path / "cache") == []
+
+
 @pytest.mark.parametrize("damage", ["truncated", "not_numpy"])
 def test_a_damaged_cache_file_is_computed_again(tmp_path, damage):
   args = _cache_args(tmp_path)
-  first = feature_cache.backbone_features(*args)
+  first = np.asarray(feature_cache.backbone_features(*args).images)
   [name] = os.listdir(tmp_path / "cache")
   path = tmp_path / "cache" / name
   data = path.read_bytes()
   path.write_bytes(data[:len(data) // 2] if damage == "truncated"
                    else b"not a cache")
   again = feature_cache.backbone_features(*args)
-  np.testing.assert_array_equal(again.images, first.images)
+  np.testing.assert_array_equal(again.images, first)
   assert path.read_bytes() == data  # Written anew, whole.
+
+
+def test_a_small_cache_is_read_into_memory(tmp_path):
+  cached = feature_cache.backbone_features(*_cache_args(tmp_path), views=2)
+  assert isinstance(cached.images, np.ndarray) and not cached.is_on_disk
+
+
+def test_a_large_cache_is_read_from_the_file_as_it_is_used(tmp_path,
+                                                           monkeypatch):
+  # One larger than its share of the memory available stays on disk.
+  monkeypatch.setattr(feature_cache, "IN_MEMORY_SHARE", 0)
+  args = _cache_args(tmp_path)
+  domain, backbone, transform = args[:3]
+  written = feature_cache.backbone_features(*args, views=3)
+  read = feature_cache.backbone_features(*args, views=3)
+  in_memory = feature_cache.backbone_features(*args[:4], views=3)
+  for cached in (written, read):
+    assert isinstance(cached.images, npy_rows.NpyRows) and cached.is_on_disk
+    np.testing.assert_array_equal(cached.images, in_memory.images)
+  assert not in_memory.is_on_disk
+  # View 0 is the evaluation view, as the backbone sees it.
+  images = np.concatenate([x for x, _, _ in pipeline.eval_dataset(
+      domain, 64, transform)])
+  np.testing.assert_allclose(read.images[:, 0], backbone(images), rtol=1e-5,
+                             atol=1e-6)
+
+
+def _batches(dataset):
+  return [{key: value.numpy() for key, value in batch.items()}
+          for batch in dataset]
+
+
+def test_a_domain_on_disk_feeds_the_pipeline_as_an_in_memory_one(
+    tmp_path, monkeypatch):
+  monkeypatch.setattr(feature_cache, "IN_MEMORY_SHARE", 0)
+  args = _cache_args(tmp_path)
+  on_disk = feature_cache.backbone_features(*args, views=3)
+  in_memory = domain_lib.Domain(
+      name=on_disk.name, class_names=on_disk.class_names,
+      labels=on_disk.labels, images=np.array(on_disk.images), cached_views=True)
+  train = [_batches(pipeline.train_dataset(domain, domain, 8, None,
+                                           seed=3).take(5))
+           for domain in (on_disk, in_memory)]
+  for got, want in zip(*train):
+    assert got.keys() == want.keys()
+    for key in got:
+      np.testing.assert_array_equal(got[key], want[key])
+  evaluated = [[x.numpy() for x, _, _ in pipeline.eval_dataset(d, 8, None)]
+               for d in (on_disk, in_memory)]
+  np.testing.assert_array_equal(np.concatenate(evaluated[0]),
+                                np.concatenate(evaluated[1]))
+  # The dataset holds row numbers, not the array.
+  graph = pipeline.eval_dataset(on_disk, 8, None)._as_serialized_graph()  # pylint: disable=protected-access
+  assert len(graph.numpy()) < on_disk.images.nbytes / 4
+
+
+def _cached_top_run(tmp_path, name):
+  settings = run_settings.RunSettings(
+      source="synthetic:source", target="synthetic:target",
+      model_dir=str(tmp_path / name), synthetic_examples_per_class=4,
+      backbone="lenet", image_size=16, bottleneck_dim=8, batch_size=8,
+      kmeans_iterations=2, epochs=2, steps_per_epoch=2, verbose=0,
+      trainable_layers=2, cached_views=2, deterministic=True,
+      feature_cache_dir=str(tmp_path / "cache"), export_dir="")
+  data = run_data.load_data(settings)
+  summary = runner.run(settings, data,
+                       runner.distribute.create_strategy("default"))
+  return data, summary
+
+
+@pytest.mark.e2e
+def test_a_run_trains_on_a_cache_on_disk_as_in_memory(tmp_path, monkeypatch):
+  in_memory, expected = _cached_top_run(tmp_path, "in_memory")
+  monkeypatch.setattr(feature_cache, "IN_MEMORY_SHARE", 0)
+  on_disk, summary = _cached_top_run(tmp_path, "on_disk")
+  assert not in_memory.source.is_on_disk
+  assert on_disk.source.is_on_disk and on_disk.target.is_on_disk
+  assert summary["target_accuracy"] == expected["target_accuracy"]
+  assert summary["epoch_scores"] == expected["epoch_scores"]

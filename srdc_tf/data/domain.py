@@ -6,6 +6,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from srdc_tf.data import npy_rows
 from srdc_tf.data import transforms
 
 UNLABELLED = -1
@@ -22,7 +23,9 @@ class Domain:
     class_names: the K class names; label k is `class_names[k]`.
     labels: `[N]` int32 labels, `UNLABELLED` where unknown.
     images: `[N, H, W, C]` uint8 images, `[N, D]` float32 features, or
-      with `cached_views`, `[N, V, ...]` float32 activations of V views.
+      with `cached_views`, `[N, V, ...]` float32 activations of V views;
+      in memory, or `npy_rows.NpyRows` of a file (a feature cache), whose
+      rows are read as the pipeline needs them.
     paths: N image file paths (JPEG, PNG, GIF, BMP or WebP), decoded on the
       fly.
     encoded: `[N]` object array of encoded image bytes, decoded on the fly.
@@ -81,7 +84,16 @@ class Domain:
     """V of a domain of `cached_views`, else 1."""
     return int(self.images.shape[1]) if self.cached_views else 1
 
+  @property
+  def is_on_disk(self):
+    """Whether `images` stays in a file (`npy_rows.NpyRows`): records are
+    then row numbers, each row read when loaded, so a dataset never holds
+    the whole array."""
+    return isinstance(self.images, npy_rows.NpyRows)
+
   def _storage(self):
+    if self.is_on_disk:
+      return np.arange(len(self), dtype=np.int64)
     if self.images is not None:
       return self.images
     if self.paths is not None:
@@ -106,7 +118,8 @@ class Domain:
                         np.asarray(self.labels))
 
   def _subset(self, keep, class_names, labels):
-    storage = {"images": self.images, "paths": self.paths,
+    storage = {"images": (np.asarray(self.images) if self.is_on_disk
+                          else self.images), "paths": self.paths,
                "encoded": self.encoded}
     kept = {key: (None if value is None else
                   (tuple(np.asarray(value)[keep]) if key == "paths"
@@ -118,8 +131,9 @@ class Domain:
 
   def records(self):
     """`(record, label, index)` in index order; `load` turns a record into
-    an image. Records are light (a path, encoded bytes, or a row of an
-    in-memory array) so shuffling holds no decoded images."""
+    an image. Records are light (a path, encoded bytes, a row of an
+    in-memory array, or a row number of one on disk) so shuffling holds
+    no decoded images."""
     labels = np.asarray(self.labels, np.int32)
     indices = np.arange(len(self), dtype=np.int32)
     return tf.data.Dataset.from_tensor_slices(
@@ -132,6 +146,11 @@ class Domain:
       contents = (tf.io.read_file(record) if self.paths is not None
                   else record)
       return transforms.decode_image(contents, channels)
+    if self.is_on_disk:
+      row = tf.numpy_function(self.images.row, [record],
+                              tf.as_dtype(self.images.dtype), stateful=False)
+      row.set_shape(self.images.shape[1:])
+      record = row
     if self.is_features:
       return record
     have = self.images.shape[-1]

@@ -9,6 +9,7 @@ view and augmented training views), and training runs the part above it.
 """
 
 import hashlib
+import itertools
 import json
 import os
 
@@ -20,6 +21,7 @@ from srdc_tf import console
 from srdc_tf import write_guard
 from srdc_tf.data import digests
 from srdc_tf.data import domain as domain_lib
+from srdc_tf.data import npy_rows
 from srdc_tf.data import pipeline
 
 
@@ -75,13 +77,49 @@ def cache_key(domain, backbone_id, transform, views=None):
   return f"{safe}-{digest}"
 
 
+# A cache is read whole into memory when what that costs fits in this
+# share of the memory available. Every tf.data dataset built on an
+# in-memory array holds its own copy, and a run builds several: a training
+# stream and an evaluation pass peaked at 6.1 times the cache
+# (`benchmarks/cache_reading.py`), hence `_COPIES_HELD`. A larger cache
+# (fine-tuning's of VisDA-2017: about 19 GB) is read row by row as the
+# pipeline asks for it: memory stays flat, but the stream feeds about 3x
+# fewer rows per second, which a frozen-feature run's heads would feel.
+IN_MEMORY_SHARE = 0.5
+_COPIES_HELD = 6
+
+
+def _available_memory_bytes():
+  try:
+    with open("/proc/meminfo") as meminfo:
+      for line in meminfo:
+        if line.startswith("MemAvailable:"):
+          return int(line.split()[1]) * 1024
+  except OSError:
+    pass
+  return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def _open(path):
+  """The cache file at `path`: an array in memory, or `npy_rows.NpyRows`
+  when it is large against the memory available (`IN_MEMORY_SHARE`)."""
+  rows = npy_rows.NpyRows(path)
+  available = _available_memory_bytes()
+  if _COPIES_HELD * rows.nbytes <= IN_MEMORY_SHARE * available:
+    return np.asarray(rows)
+  logging.info("The feature cache %s (%.0f MB) is read row by row as it is "
+               "used: %.0f MB of memory available.", path,
+               rows.nbytes / 2**20, available / 2**20)
+  return rows
+
+
 def _read(path, domain):
   """The cached array at `path`, or None (with a warning naming the file)
   when it cannot be read: a cache is derived data, computed again then."""
   console.banner(f"Feature cache: {domain.name} ({len(domain)} images), "
                  f"read from {path}")
   try:
-    return np.load(path)
+    return _open(path)
   except (OSError, ValueError, EOFError) as error:
     logging.warning("The feature cache file %s cannot be read (%s: %s); "
                     "computing it again.", path, type(error).__name__, error)
@@ -102,12 +140,42 @@ def _expected_bytes(network, rows):
       [tf.TensorSpec((rows, *shape[1:]), tf.float32)])
 
 
-def _outputs(network, dataset, progress):
-  parts = []
-  for images, _, _ in dataset:
-    parts.append(np.asarray(network(images, training=False), np.float32))
-    progress.update(len(parts[-1]))
-  return np.concatenate(parts)
+def _view_batches(domain, batch_size, transform, views):
+  """Aligned image batches of every view, in index order: tuples of
+  `views or 1` batches, view 0 the evaluation view."""
+  return tf.data.Dataset.zip(tuple(
+      pipeline.view_dataset(domain, batch_size, transform, view,
+                            VIEW_SEED).map(lambda images, label, index: images)
+      for view in range(views or 1)))
+
+
+def _rows(network, batches, views, progress):
+  """The network's float32 outputs, one block of rows per batch: `[B, ...]`
+  without views, `[B, V, ...]` with them."""
+  for images in batches:
+    outputs = [np.asarray(network(view, training=False), np.float32)
+               for view in images]
+    progress.update(len(outputs) * len(outputs[0]))
+    yield np.stack(outputs, axis=1) if views else outputs[0]
+
+
+def _write_rows(path, rows, count):
+  """Writes blocks of rows to `path` as one `.npy` array of `count` rows,
+  block after block: the whole array is never in memory (a cache can be
+  larger than it), and a full disk is an `OSError` of the write, not a
+  crash of a memory-mapped page."""
+  rows = iter(rows)
+  first = next(rows)
+  header = {"descr": np.lib.format.dtype_to_descr(first.dtype),
+            "fortran_order": False, "shape": (count, *first.shape[1:])}
+  written = 0
+  with open(path, "wb") as out:
+    np.lib.format.write_array_header_2_0(out, header)
+    for block in itertools.chain([first], rows):
+      out.write(np.ascontiguousarray(block).tobytes())
+      written += len(block)
+  if written != count:
+    raise ValueError(f"wrote {written} rows to {path!r}, expected {count}")
 
 
 def backbone_features(domain, backbone, transform, batch_size=64,
@@ -129,7 +197,8 @@ def backbone_features(domain, backbone, transform, batch_size=64,
   Returns:
     A `Domain` of the same labels and order holding `[N, D]` float32
     features, or with `views`, `[N, V, ...]` float32 outputs and
-    `cached_views` set.
+    `cached_views` set. A cache too large for the memory available stays
+    in its file (`npy_rows.NpyRows`), read as it is used.
   """
   if views is not None and views < 1:
     raise ValueError(f"views must be >= 1, got {views!r}")
@@ -154,21 +223,19 @@ def backbone_features(domain, backbone, transform, batch_size=64,
     progress = console.Progress(f"embedding {domain.name}",
                                 total=(views or 1) * len(domain),
                                 transient=True)
-    if views is None:
-      features = _outputs(backbone, pipeline.eval_dataset(
-          domain, batch_size, transform), progress)
-    else:
-      features = np.stack([_outputs(backbone, pipeline.view_dataset(
-          domain, batch_size, transform, view, VIEW_SEED), progress)
-                           for view in range(views)], axis=1)
-    progress.close()
+    rows = _rows(backbone, _view_batches(domain, batch_size, transform,
+                                         views), views, progress)
     if path:
       staging = path + f".{os.getpid()}.tmp.npy"
       with write_guard.guarded(_what(domain), cache_dir,
                                "no cache file was changed", cleanup=staging):
         os.makedirs(cache_dir, exist_ok=True)
-        np.save(staging, features)
+        _write_rows(staging, rows, len(domain))
         os.replace(staging, path)  # Never a half-written cache file.
+      features = _open(path)
+    else:
+      features = np.concatenate(list(rows))
+    progress.close()
   if len(features) != len(domain):
     raise ValueError(f"feature cache {path!r} holds {len(features)} rows for "
                      f"{len(domain)} examples of {domain.name!r}")
