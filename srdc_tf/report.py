@@ -17,6 +17,7 @@ import pandas as pd
 
 from srdc_tf import cli
 from srdc_tf import run_directory
+from srdc_tf import run_settings
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("run_dirs", None, "Folders searched (recursively) for "
@@ -75,9 +76,12 @@ def collect_runs(run_dirs):
 
 def _cell_settings(settings):
   """What the runs of one table cell must share: every setting but the
-  seed and where the run wrote (`run_directory.RUNTIME_ONLY`)."""
+  seed and where the run wrote (`run_directory.RUNTIME_ONLY`). A setting
+  newer than a run's record counts at its default, as a resume counts it
+  (`run_directory.differences`)."""
+  defaults = run_directory.setting_defaults(run_settings.RunSettings)
   return {key: value for key, value in
-          run_directory.comparable_settings(settings).items()
+          run_directory.comparable_settings({**defaults, **settings}).items()
           if key != "seed"}
 
 

@@ -99,6 +99,19 @@ def test_a_cell_never_mixes_settings(tmp_path):
     report.collect_runs([str(tmp_path)])
 
 
+def test_a_setting_newer_than_a_record_counts_at_its_default(tmp_path):
+  # A run recorded before `target_eval_list_root` existed, beside one
+  # recorded after with it at its default: one cell. (It was refused with
+  # "( differ)": the recorded texts differed, no setting did.)
+  _run_with_settings(tmp_path, "old", 0)
+  _run_with_settings(tmp_path, "new", 1, target_eval_list_root=None)
+  assert len(report.collect_runs([str(tmp_path)])) == 2
+  _run_with_settings(tmp_path, "other", 2, target_eval_list_root="x")
+  with pytest.raises(ValueError,
+                     match=r"\(target_eval_list_root differ\)"):
+    report.collect_runs([str(tmp_path)])
+
+
 def test_a_seed_counts_once(tmp_path):
   _run_with_settings(tmp_path, "a", 0)
   _run_with_settings(tmp_path, "copy_of_a", 0)
