@@ -26,7 +26,7 @@ office31_run() {
     --backbone=mobilenet_v2 --weights="$MOBILENET_WEIGHTS" \
     --freeze_backbone --feature_cache_dir="$cache" --epochs="$epochs" \
     --seed="$seed" --verbose=0 --model_dir="$dir" --export_dir= "$@" 2>&1 \
-    | grep -A3 "=== Target"
+    | grep -E -A3 "=== Target|^error"
 }
 
 # digits_run TASK SEED MODEL_DIR [FLAG...]: one run of flags/digits/TASK.cfg.
@@ -36,5 +36,5 @@ digits_run() {
   [ -f "$dir/summary.json" ] && return 0
   "$python" -m srdc_tf.train --flagfile="flags/digits/$task.cfg" \
     --tfds_data_dir="$TFDS_DATA_DIR" --seed="$seed" --verbose=0 \
-    --model_dir="$dir" --export_dir= "$@" 2>&1 | grep -A3 "=== Target"
+    --model_dir="$dir" --export_dir= "$@" 2>&1 | grep -E -A3 "=== Target|^error"
 }
