@@ -17,7 +17,6 @@ import pandas as pd
 
 from srdc_tf import cli
 from srdc_tf import run_directory
-from srdc_tf import run_settings
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("run_dirs", None, "Folders searched (recursively) for "
@@ -79,6 +78,10 @@ def _cell_settings(settings):
   seed and where the run wrote (`run_directory.RUNTIME_ONLY`). A setting
   newer than a run's record counts at its default, as a resume counts it
   (`run_directory.differences`)."""
+  # Imported here: run_settings imports TensorFlow, whose start-up lines
+  # would come before a usage error of the binary (srdc_tf.cli hides them
+  # only once it runs).
+  from srdc_tf import run_settings  # pylint: disable=g-import-not-at-top
   defaults = run_directory.setting_defaults(run_settings.RunSettings)
   return {key: value for key, value in
           run_directory.comparable_settings({**defaults, **settings}).items()
