@@ -53,11 +53,6 @@ def _peak_rss_bytes():
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _current_rss_bytes():
-  with open("/proc/self/statm") as statm:
-    return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 def _child(way):
   """Runs one way in this process; returns its figures."""
   import numpy as np  # pylint: disable=g-import-not-at-top
@@ -65,7 +60,7 @@ def _child(way):
   from srdc_tf.data import domain as domain_lib  # pylint: disable=g-import-not-at-top
   from srdc_tf.data import npy_rows  # pylint: disable=g-import-not-at-top
   from srdc_tf.data import pipeline  # pylint: disable=g-import-not-at-top
-  baseline = _current_rss_bytes()
+  baseline = benchlib.resident_bytes()
   start = time.perf_counter()
   images = (np.load(FLAGS.cache) if way == "in_memory"
             else npy_rows.NpyRows(FLAGS.cache))

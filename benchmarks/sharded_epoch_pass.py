@@ -64,8 +64,7 @@ class _PeakMemory:
 
   @staticmethod
   def rss_mb():
-    with open("/proc/self/statm") as statm:
-      return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    return benchlib.resident_bytes() / 2**20
 
   def __enter__(self):
     self.peak = self.rss_mb()

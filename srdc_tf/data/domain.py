@@ -118,8 +118,7 @@ class Domain:
                         np.asarray(self.labels))
 
   def _subset(self, keep, class_names, labels):
-    storage = {"images": (np.asarray(self.images) if self.is_on_disk
-                          else self.images), "paths": self.paths,
+    storage = {"images": self.images, "paths": self.paths,
                "encoded": self.encoded}
     kept = {key: (None if value is None else
                   (tuple(np.asarray(value)[keep]) if key == "paths"
