@@ -55,6 +55,7 @@ class RunSettings:
   random_flip: bool = False
   random_translate: int = 0
   random_rotation: float = 0.0
+  random_scale: float = 0.0
   augment_fill: str = "zeros"
   colour_augmentation: str = "none"
   channels: int = 3
@@ -188,5 +189,6 @@ class RunSettings:
         image_size=self.image_size, channels=self.channels,
         resize_size=self.resize_size, random_flip=self.random_flip,
         random_translate=self.random_translate,
-        random_rotation=self.random_rotation, fill=self.augment_fill,
+        random_rotation=self.random_rotation,
+        random_scale=self.random_scale, fill=self.augment_fill,
         colour_augmentation=self.colour_augmentation)

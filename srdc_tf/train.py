@@ -52,8 +52,14 @@ flags.DEFINE_integer("random_translate", 0, "Random shifts of up to this "
 flags.DEFINE_float("random_rotation", 0.0, "Random rotations of up to this "
                    "many degrees in training, e.g. 10 for digits.",
                    lower_bound=0.0, upper_bound=180.0)
+flags.DEFINE_float("random_scale", 0.0, "Random zooms in training by a "
+                   "factor drawn log-uniformly from [1 / (1 + s), 1 + s], "
+                   "e.g. 0.4 for digits of two sizes (USPS digits fill their "
+                   "frame, MNIST digits 20x20 of 28x28).",
+                   lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_enum("augment_fill", "zeros", ["zeros", "reflect"],
-                  "What --random_translate and --random_rotation put where "
+                  "What --random_translate, --random_rotation and "
+                  "--random_scale put where "
                   "no pixel was: black ('zeros', neutral on black "
                   "backgrounds such as MNIST's) or the image mirrored about "
                   "its edge ('reflect', for textured or coloured images, "

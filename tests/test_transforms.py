@@ -46,6 +46,35 @@ def test_rotation_transform_matches_hand_computation():
       rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("scale, expected", [
+    (1.0, (1, 7)),
+    # (row 1, col 7) is 3 right of and 3 above the centre (4, 4): zoomed by
+    # 1/3 it is 1 right of and 1 above it; by 4/3, 4 and 4.
+    (1.0 / 3.0, (3, 5)),
+    (4.0 / 3.0, (0, 8)),
+])
+def test_rotation_transform_zooms_about_the_centre(scale, expected):
+  transform = transforms.rotation_transform(0.0, 9, scale)
+  out = keras.ops.image.affine_transform(
+      _dot().astype(np.float32), transform, interpolation="nearest",
+      fill_mode="constant", data_format="channels_last")
+  assert expected in _ink(out)
+
+
+def test_random_scale_stays_within_its_range():
+  # A centred square of side 5 in 21 pixels: its side times the zoom must
+  # lie in [5 / 1.5, 5 * 1.5], and zooms both ways must occur.
+  image = np.zeros((21, 21, 1), np.uint8)
+  image[8:13, 8:13] = 255
+  transform = transforms.ImageTransform(21, channels=1, random_scale=0.5)
+  sides = []
+  for seed in range(30):
+    ink = np.argwhere(
+        transform.train(image, tf.constant([seed, 7])).numpy()[..., 0] > 127)
+    sides.append(ink[:, 0].max() - ink[:, 0].min() + 1)
+  assert 5 / 1.5 - 1 <= min(sides) < 5 < max(sides) <= 5 * 1.5 + 1
+
+
 def test_translation_shifts_without_wrapping():
   transform = transforms.ImageTransform(9, channels=1, random_translate=2)
   shifts = set()
@@ -70,6 +99,8 @@ def test_translation_can_push_content_out_of_the_frame():
     ({"random_rotation": 15.0}, 1),
     ({"random_translate": 2, "random_rotation": 10.0, "random_flip": True}, 1),
     ({"random_translate": 2, "random_rotation": 10.0, "random_flip": True}, 3),
+    ({"random_scale": 0.4}, 1),
+    ({"random_scale": 0.4, "random_rotation": 10.0}, 3),
 ])
 def test_augmentation_is_seeded_and_leaves_eval_alone(fields, channels):
   transform = transforms.ImageTransform(16, channels=channels, **fields)
@@ -105,6 +136,8 @@ def test_rotation_keeps_the_angle_within_bounds():
     ({"random_translate": -1}, "random_translate must be >= 0, got -1"),
     ({"random_rotation": 200.0}, "random_rotation must be in [0, 180]"),
     ({"random_rotation": -5.0}, "got -5.0"),
+    ({"random_scale": 1.5}, "random_scale must be in [0, 1]"),
+    ({"random_scale": -0.1}, "got -0.1"),
     ({"channels": 2}, "channels must be 1 or 3, got 2"),
     ({"resize_size": 8}, "resize_size 8 is smaller than image_size 16"),
     ({"fill": "wrap"}, "fill must be one of"),
@@ -123,7 +156,8 @@ def _grey(size=9, value=200):
 
 @pytest.mark.parametrize("fields", [
     {"random_translate": 3}, {"random_rotation": 30.0},
-    {"random_translate": 3, "random_rotation": 30.0}])
+    {"random_translate": 3, "random_rotation": 30.0},
+    {"random_scale": 0.5}])
 def test_reflect_fill_leaves_no_black_border(fields):
   # On a uniform grey image zero filling shows as black pixels at the
   # edges; mirroring the image about its edge keeps it uniform.
