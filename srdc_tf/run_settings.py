@@ -56,6 +56,7 @@ class RunSettings:
   random_translate: int = 0
   random_rotation: float = 0.0
   random_scale: float = 0.0
+  random_shear: float = 0.0
   augment_fill: str = "zeros"
   colour_augmentation: str = "none"
   channels: int = 3
@@ -190,5 +191,6 @@ class RunSettings:
         resize_size=self.resize_size, random_flip=self.random_flip,
         random_translate=self.random_translate,
         random_rotation=self.random_rotation,
-        random_scale=self.random_scale, fill=self.augment_fill,
+        random_scale=self.random_scale, random_shear=self.random_shear,
+        fill=self.augment_fill,
         colour_augmentation=self.colour_augmentation)

@@ -57,9 +57,13 @@ flags.DEFINE_float("random_scale", 0.0, "Random zooms in training by a "
                    "e.g. 0.4 for digits of two sizes (USPS digits fill their "
                    "frame, MNIST digits 20x20 of 28x28).",
                    lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_float("random_shear", 0.0, "Random horizontal slants of up to "
+                   "this many degrees in training, e.g. for handwriting "
+                   "deslanted in one domain (USPS) and not in the other "
+                   "(MNIST).", lower_bound=0.0, upper_bound=89.0)
 flags.DEFINE_enum("augment_fill", "zeros", ["zeros", "reflect"],
-                  "What --random_translate, --random_rotation and "
-                  "--random_scale put where "
+                  "What --random_translate, --random_rotation, "
+                  "--random_scale and --random_shear put where "
                   "no pixel was: black ('zeros', neutral on black "
                   "backgrounds such as MNIST's) or the image mirrored about "
                   "its edge ('reflect', for textured or coloured images, "

@@ -29,21 +29,50 @@ def _ink(image):
     (180.0, (7, 1)),
     (-90.0, (7, 7)),
 ])
-def test_rotation_transform_turns_about_the_centre(degrees, expected):
-  transform = transforms.rotation_transform(math.radians(degrees), 9)
+def test_warp_transform_turns_about_the_centre(degrees, expected):
+  transform = transforms.warp_transform(math.radians(degrees), 9)
   out = keras.ops.image.affine_transform(
       _dot().astype(np.float32), transform, interpolation="nearest",
       fill_mode="constant", data_format="channels_last")
   assert _ink(out) == [expected]
 
 
-def test_rotation_transform_matches_hand_computation():
+@pytest.mark.parametrize("scale, shear", [(1.0, 0.0), (1.3, 0.0), (0.8, 0.2)])
+def test_warp_transform_matches_hand_computation(scale, shear):
   angle = 0.3
-  got = transforms.rotation_transform(angle, 5).numpy()
-  c, s = math.cos(angle), math.sin(angle)
+  got = transforms.warp_transform(angle, 5, scale, shear).numpy()
+  c, s = math.cos(angle) / scale, math.sin(angle) / scale
+  t = math.tan(shear)
+  a0, a1, b0, b1 = c, c * t - s, s, s * t + c
   np.testing.assert_allclose(
-      got, [c, -s, 2 - 2 * c + 2 * s, s, c, 2 - 2 * s - 2 * c, 0, 0],
+      got, [a0, a1, 2 - 2 * a0 - 2 * a1, b0, b1, 2 - 2 * b0 - 2 * b1, 0, 0],
       rtol=1e-6, atol=1e-6)
+
+
+def test_warp_transform_without_zoom_or_slant_is_the_rotation_bitwise():
+  # Runs from before --random_scale and --random_shear draw the same views.
+  angle = tf.constant(0.3)
+  cos, sin = tf.cos(angle), tf.sin(angle)
+  before = tf.stack([cos, -sin, 2.0 - cos * 2.0 + sin * 2.0,
+                     sin, cos, 2.0 - sin * 2.0 - cos * 2.0, 0.0, 0.0])
+  np.testing.assert_array_equal(
+      transforms.warp_transform(angle, 5, tf.exp(0.0), 0.0).numpy(),
+      before.numpy())
+
+
+@pytest.mark.parametrize("degrees, expected", [
+    # (row 1, col 4) is 3 rows above the centre (4, 4): slanted by 45
+    # degrees one way it moves 3 columns right, the other way 3 left.
+    (45.0, (1, 7)),
+    (-45.0, (1, 1)),
+])
+def test_warp_transform_slants_rows_by_their_height(degrees, expected):
+  transform = transforms.warp_transform(0.0, 9, 1.0, math.radians(degrees))
+  out = keras.ops.image.affine_transform(
+      _dot(row=1, col=4).astype(np.float32), transform,
+      interpolation="nearest", fill_mode="constant",
+      data_format="channels_last")
+  assert _ink(out) == [expected]
 
 
 @pytest.mark.parametrize("scale, expected", [
@@ -53,8 +82,8 @@ def test_rotation_transform_matches_hand_computation():
     (1.0 / 3.0, (3, 5)),
     (4.0 / 3.0, (0, 8)),
 ])
-def test_rotation_transform_zooms_about_the_centre(scale, expected):
-  transform = transforms.rotation_transform(0.0, 9, scale)
+def test_warp_transform_zooms_about_the_centre(scale, expected):
+  transform = transforms.warp_transform(0.0, 9, scale)
   out = keras.ops.image.affine_transform(
       _dot().astype(np.float32), transform, interpolation="nearest",
       fill_mode="constant", data_format="channels_last")
@@ -101,6 +130,7 @@ def test_translation_can_push_content_out_of_the_frame():
     ({"random_translate": 2, "random_rotation": 10.0, "random_flip": True}, 3),
     ({"random_scale": 0.4}, 1),
     ({"random_scale": 0.4, "random_rotation": 10.0}, 3),
+    ({"random_shear": 30.0}, 1),
 ])
 def test_augmentation_is_seeded_and_leaves_eval_alone(fields, channels):
   transform = transforms.ImageTransform(16, channels=channels, **fields)
@@ -138,6 +168,7 @@ def test_rotation_keeps_the_angle_within_bounds():
     ({"random_rotation": -5.0}, "got -5.0"),
     ({"random_scale": 1.5}, "random_scale must be in [0, 1]"),
     ({"random_scale": -0.1}, "got -0.1"),
+    ({"random_shear": 90.0}, "random_shear must be in .* got 90.0"),
     ({"channels": 2}, "channels must be 1 or 3, got 2"),
     ({"resize_size": 8}, "resize_size 8 is smaller than image_size 16"),
     ({"fill": "wrap"}, "fill must be one of"),
@@ -157,7 +188,7 @@ def _grey(size=9, value=200):
 @pytest.mark.parametrize("fields", [
     {"random_translate": 3}, {"random_rotation": 30.0},
     {"random_translate": 3, "random_rotation": 30.0},
-    {"random_scale": 0.5}])
+    {"random_scale": 0.5}, {"random_shear": 30.0}])
 def test_reflect_fill_leaves_no_black_border(fields):
   # On a uniform grey image zero filling shows as black pixels at the
   # edges; mirroring the image about its edge keeps it uniform.

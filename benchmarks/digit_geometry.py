@@ -1,15 +1,18 @@
-r"""How large are the objects of two domains, once resized to the network's
-input? Label-free: it reads images, never labels.
+r"""How large and how slanted are the digits of two domains, once resized to
+the network's input? Label-free: it reads images, never labels.
 
 For the first --count images of each spec, resized as evaluation resizes
 them (`--image_size`), it prints the mean and median height and width of
 the ink's bounding box (the rows and columns holding a pixel brighter than
---threshold, channels averaged) and the ratio of the two domains' mean
-heights. USPS digits fill their 16x16 frame, MNIST digits a 20x20 box of
-28x28: this ratio is what `--random_scale=0.4` of the digits flagfiles
-covers (zooms of 1/1.4 to 1.4).
+--threshold, channels averaged), the ratio of the domains' mean heights,
+and the slant of the strokes: the angle from vertical of each image's
+principal axis of ink (intensity-weighted second moments, the classic
+deslanting measure), as the mean and 90th percentile of its absolute value.
+USPS digits fill their 16x16 frame and were deslanted; MNIST digits fill
+a 20x20 box of 28x28 and keep their writers' slant. These are the figures
+behind the digits flagfiles' `--random_scale` and `--random_shear`.
 
-  python benchmarks/ink_extent.py --tfds_data_dir=$DATA_ROOT/tfds \
+  python benchmarks/digit_geometry.py --tfds_data_dir=$DATA_ROOT/tfds \
     --specs=tfds:usps:train,tfds:mnist:train
 """
 
@@ -52,6 +55,34 @@ def ink_extent(images, threshold):
   return extent(ink.any(axis=2)), extent(ink.any(axis=1))
 
 
+def slant_degrees(images):
+  """The slant of each image's strokes, from its intensity moments.
+
+  `atan(mu11 / mu02)`, with `mu11` the covariance of column and row and
+  `mu02` the variance of the row, both weighted by intensity (channels
+  averaged): 0 for an upright stroke, positive when the top leans right.
+
+  Args:
+    images: `[N, H, W, C]` array.
+
+  Returns:
+    `[N]` float64 angles in degrees; 0 for an image without ink.
+  """
+  weight = np.asarray(images, np.float64).mean(axis=-1)
+  total = weight.sum(axis=(1, 2))
+  safe = np.where(total > 0, total, 1.0)
+  rows = np.arange(weight.shape[1], dtype=np.float64)[None, :, None]
+  cols = np.arange(weight.shape[2], dtype=np.float64)[None, None, :]
+  mean_row = (weight * rows).sum(axis=(1, 2)) / safe
+  mean_col = (weight * cols).sum(axis=(1, 2)) / safe
+  d_row = rows - mean_row[:, None, None]
+  d_col = cols - mean_col[:, None, None]
+  mu02 = (weight * d_row ** 2).sum(axis=(1, 2)) / safe
+  # Rows grow downwards: a top leaning right has columns falling with rows.
+  mu11 = -(weight * d_row * d_col).sum(axis=(1, 2)) / safe
+  return np.where(total > 0, np.degrees(np.arctan2(mu11, mu02)), 0.0)
+
+
 def main(argv):
   del argv
   if len(FLAGS.specs) < 2:
@@ -60,8 +91,9 @@ def main(argv):
   from srdc_tf.data import sources  # pylint: disable=g-import-not-at-top
 
   heights = {}
-  print("| spec | images | height: mean / median | width: mean / median |")
-  print("|---|---|---|---|")
+  print("| spec | images | height: mean / median | width: mean / median | "
+        "abs slant (degrees): mean / 90th percentile |")
+  print("|---|---|---|---|---|")
   for spec in FLAGS.specs:
     domain = sources.load_domain(spec, data_root=FLAGS.data_root,
                                  tfds_data_dir=FLAGS.tfds_data_dir)
@@ -70,10 +102,12 @@ def main(argv):
     images = tf.image.resize(domain.images[:FLAGS.count],
                              [FLAGS.image_size] * 2).numpy()
     height, width = ink_extent(images, FLAGS.threshold)
+    slant = np.abs(slant_degrees(images))
     heights[spec] = height.mean()
     print(f"| {spec} | {len(images)} | {height.mean():.1f} / "
           f"{np.median(height):.0f} | {width.mean():.1f} / "
-          f"{np.median(width):.0f} |")
+          f"{np.median(width):.0f} | {slant.mean():.1f} / "
+          f"{np.percentile(slant, 90):.1f} |")
   first = FLAGS.specs[0]
   for spec in FLAGS.specs[1:]:
     print(f"mean height of {first} over {spec}: "
