@@ -24,14 +24,20 @@ import benchlib  # noqa: F401  Puts the repository on sys.path.
 from srdc_tf import data_flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("specs", ["tfds:usps:train", "tfds:mnist:train"],
-                  "Two or more data specs (as --source and --target).")
-data_flags.define_data_location_flags()
-flags.DEFINE_integer("count", 2000, "Images read per spec.", lower_bound=1)
-flags.DEFINE_integer("image_size", 28, "Side the images are resized to.",
-                     lower_bound=1)
-flags.DEFINE_float("threshold", 127.5, "Pixel value above which a pixel is "
-                   "ink (bright ink on a dark background).")
+
+
+def define_flags():
+  """The binary's flags, defined when it runs: the tests import this
+  module's functions beside other benchmarks that define --count and the
+  data location flags too."""
+  flags.DEFINE_list("specs", ["tfds:usps:train", "tfds:mnist:train"],
+                    "Two or more data specs (as --source and --target).")
+  data_flags.define_data_location_flags()
+  flags.DEFINE_integer("count", 2000, "Images read per spec.", lower_bound=1)
+  flags.DEFINE_integer("image_size", 28, "Side the images are resized to.",
+                       lower_bound=1)
+  flags.DEFINE_float("threshold", 127.5, "Pixel value above which a pixel "
+                     "is ink (bright ink on a dark background).")
 
 
 def ink_extent(images, threshold):
@@ -115,4 +121,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)
