@@ -72,8 +72,8 @@ class ImageTransform:
       uniformly from +-this many degrees (each row shifted in proportion
       to its height above the centre), for domains whose handwriting is
       slanted differently: USPS digits were deslanted, MNIST digits not.
-    fill: what translation and rotation put where no pixel was, one of
-      `FILLS`. "zeros" is neutral only on black backgrounds (MNIST, USPS):
+    fill: what translation, rotation, zoom and slant put where no pixel was,
+      one of `FILLS`. "zeros" is neutral only on black backgrounds (MNIST, USPS):
       on a textured or coloured target its black borders are a feature of
       the augmented target images that the un-augmented ones lack, and
       target clustering can learn them instead of the content (see the
