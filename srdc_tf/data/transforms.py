@@ -73,11 +73,11 @@ class ImageTransform:
       to its height above the centre), for domains whose handwriting is
       slanted differently: USPS digits were deslanted, MNIST digits not.
     fill: what translation, rotation, zoom and slant put where no pixel was,
-      one of `FILLS`. "zeros" is neutral only on black backgrounds (MNIST, USPS):
-      on a textured or coloured target its black borders are a feature of
-      the augmented target images that the un-augmented ones lack, and
-      target clustering can learn them instead of the content (see the
-      README's hard shift). "reflect" mirrors the image about its edge
+      one of `FILLS`. "zeros" is neutral only on black backgrounds (MNIST,
+      USPS): on a textured or coloured target its black borders are a
+      feature of the augmented target images that the un-augmented ones
+      lack, and target clustering can learn them instead of the content (see
+      the README's hard shift). "reflect" mirrors the image about its edge
       (`d c b a | a b c d | d c b a`, TF's SYMMETRIC padding and Keras'
       "reflect" fill).
     colour_augmentation: one of `COLOUR_AUGMENTATIONS`. "channel_inversion"
