@@ -69,11 +69,14 @@ flags.DEFINE_enum("augment_fill", "zeros", ["zeros", "reflect"],
                   "its edge ('reflect', for textured or coloured images, "
                   "where black borders are a feature clustering can learn).")
 flags.DEFINE_enum("colour_augmentation", "none",
-                  ["none", "channel_inversion"],
-                  "Colour augmentation of both domains in training: none, "
-                  "or each channel inverted (255 - x) with probability 1/2, "
+                  ["none", "channel_inversion", "channel_levels"],
+                  "Colour augmentation of both domains in training: none; "
+                  "each channel inverted (255 - x) with probability 1/2, "
                   "independently ('channel_inversion': grey digits become "
-                  "coloured, and dark on bright as well as bright on dark).")
+                  "coloured, and dark on bright as well as bright on dark); "
+                  "or each channel's range mapped linearly onto a random "
+                  "interval, either way round ('channel_levels': any stroke "
+                  "and background colour, at any contrast).")
 flags.DEFINE_integer("channels", 3, "Image channels fed to the backbone.")
 flags.DEFINE_boolean("skip_bad_images", False, "Train without image files "
                      "that cannot be used (unreadable, corrupt, truncated, "

@@ -241,16 +241,58 @@ def test_channel_inversion_inverts_each_channel_independently():
   np.testing.assert_array_equal(transform.eval(image).numpy(), image)
 
 
-def test_channel_inversion_comes_before_the_fill():
-  # A black image inverted is white; shifted after that, its uncovered
-  # border is the zero fill, black. (Inverted after the shift, it would be
-  # white all over.)
+@pytest.mark.parametrize("colour_augmentation",
+                         ["channel_inversion", "channel_levels"])
+def test_colour_augmentation_comes_before_the_fill(colour_augmentation):
+  # A black image recoloured is uniform and (mostly) not black; shifted
+  # after that, its uncovered border is the zero fill, black. (Recoloured
+  # after the shift, the border would take the colour too.)
   transform = transforms.ImageTransform(
       9, channels=1, random_translate=3,
-      colour_augmentation="channel_inversion")
+      colour_augmentation=colour_augmentation)
   outs = [transform.train(_grey(value=0), tf.constant([seed, 7])).numpy()
           for seed in range(20)]
-  inverted = [out for out in outs if out.max() == 255.0]
-  assert inverted and len(inverted) < len(outs)
-  assert any(out.min() == 0.0 for out in inverted)
-  assert all(set(np.unique(out)) <= {0.0, 255.0} for out in outs)
+  for out in outs:
+    levels = np.unique(out)
+    assert len(levels) <= 2 and (len(levels) == 1 or levels[0] == 0.0)
+  recoloured = [out for out in outs if out.max() > 0.0]
+  assert len(recoloured) >= 4
+  assert any(out.min() == 0.0 for out in recoloured)
+
+
+def test_channel_levels_maps_each_channel_onto_a_random_interval():
+  # Black and white pixels become each channel's two levels; every other
+  # intensity lies on the line between them.
+  row = np.array([0, 255, 51, 204], np.uint8)
+  image = np.tile(row[None, :, None], (4, 1, 3))
+  image[..., 1] = 255 - image[..., 1]
+  transform = transforms.ImageTransform(
+      4, colour_augmentation="channel_levels")
+  inverted, contrasts, levels = 0, [], []
+  for seed in range(100):
+    out = transform.train(image, tf.constant([seed, 3])).numpy()
+    for c in range(3):
+      low = out[0, list(image[0, :, c]).index(0), c]
+      high = out[0, list(image[0, :, c]).index(255), c]
+      np.testing.assert_allclose(
+          out[..., c], low + (high - low) * image[..., c] / 255.0,
+          rtol=1e-5, atol=1e-3)
+      inverted += high < low
+      contrasts.append(abs(high - low))
+      levels += [low, high]
+    assert len({tuple(out[0, 0]), tuple(out[0, 1])}) == 2
+  assert 100 < inverted < 200  # 300 channels, p = 1/2
+  assert min(contrasts) < 20 and max(contrasts) > 200
+  assert 0.0 <= min(levels) < 10 and 245 < max(levels) <= 255.0
+  np.testing.assert_array_equal(transform.eval(image).numpy(), image)
+
+
+def test_channel_levels_is_seeded():
+  image = np.random.default_rng(3).integers(0, 256, (5, 5, 3), np.uint8)
+  transform = transforms.ImageTransform(
+      5, colour_augmentation="channel_levels")
+  first = transform.train(image, tf.constant([4, 1])).numpy()
+  np.testing.assert_array_equal(
+      first, transform.train(image, tf.constant([4, 1])).numpy())
+  assert not np.array_equal(
+      first, transform.train(image, tf.constant([5, 1])).numpy())

@@ -9,9 +9,11 @@ import tensorflow as tf
 # How translation and rotation fill the pixels they uncover: "zeros" (black,
 # SHOT's digit protocol) or "reflect" (the image mirrored about its edge).
 FILLS = ("zeros", "reflect")
-# Colour augmentation in training: none, or "channel_inversion": each
-# channel replaced by 255 minus itself with probability 1/2, independently.
-COLOUR_AUGMENTATIONS = ("none", "channel_inversion")
+# Colour augmentation in training: none; "channel_inversion": each channel
+# replaced by 255 minus itself with probability 1/2, independently; or
+# "channel_levels": each channel's range [0, 255] mapped linearly onto a
+# random interval, either way round (`ImageTransform`).
+COLOUR_AUGMENTATIONS = ("none", "channel_inversion", "channel_levels")
 
 
 def decode_image(contents, channels):
@@ -87,7 +89,16 @@ class ImageTransform:
       dark-on-bright included (on a textured target such as MNIST-M the
       stroke is darker than its background wherever the texture is
       bright). Grey images replicated to 3 channels are inverted per
-      channel too (`channels` = 3).
+      channel too (`channels` = 3). "channel_levels" generalises it to
+      any two levels: each channel's intensity `x` becomes
+      `lo + (hi - lo) x / 255`, with `lo` and `hi` drawn uniformly from
+      [0, 255] per channel and image, independently, so a grey digit gets
+      any stroke and background colour, at any contrast (the channel is
+      inverted when `lo > hi`, with probability 1/2 as with
+      "channel_inversion"). On MNIST-M-like targets each channel's stroke
+      and background levels vary with the texture beneath, from high
+      contrast to none; the 8 saturated pairs of channel inversion are the
+      corners of that range.
   """
   image_size: int
   channels: int = 3
@@ -162,6 +173,8 @@ class ImageTransform:
           image, self.shape, seed=seed)
     if self.colour_augmentation == "channel_inversion":
       image = self._invert_channels(image, seed + 4)
+    elif self.colour_augmentation == "channel_levels":
+      image = self._remap_channel_levels(image, seed + 4)
     if self.random_flip:
       image = tf.image.stateless_random_flip_left_right(image, seed=seed + 1)
     if self.random_translate:
@@ -174,6 +187,11 @@ class ImageTransform:
     image = tf.cast(image, tf.float32)
     invert = tf.random.stateless_uniform([self.channels], seed) < 0.5
     return tf.where(invert, 255.0 - image, image)
+
+  def _remap_channel_levels(self, image, seed):
+    levels = tf.random.stateless_uniform([2, self.channels], seed, 0.0, 255.0)
+    low, high = levels[0], levels[1]
+    return low + (high - low) * tf.cast(image, tf.float32) / 255.0
 
   def _translate(self, image, seed):
     pad = self.random_translate
