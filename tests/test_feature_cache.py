@@ -54,6 +54,32 @@ def test_key_depends_on_backbone_and_transform():
   assert len(keys) == 3
 
 
+def test_transform_description_names_the_fields_set():
+  assert (feature_cache.transform_description(transforms.ImageTransform(16))
+          == "ImageTransform(image_size=16.0)")
+  # A field off by default (a later addition, say) leaves the key alone;
+  # an integer and a float of the same value describe the same transform.
+  assert (feature_cache.transform_description(
+      transforms.ImageTransform(16, random_scale=0.0, random_rotation=10))
+          == feature_cache.transform_description(
+              transforms.ImageTransform(16, random_rotation=10.0))
+          == "ImageTransform(image_size=16.0, random_rotation=10.0)")
+
+
+@pytest.mark.parametrize("field, value", [
+    ("channels", 1), ("resize_size", 20), ("random_flip", True),
+    ("random_translate", 2), ("random_rotation", 5.0), ("random_scale", 0.2),
+    ("random_shear", 10.0), ("fill", "reflect"),
+    ("colour_augmentation", "channel_levels")])
+def test_every_transform_field_set_changes_the_key(field, value):
+  domain = sources.load_domain("synthetic:source",
+                               synthetic_examples_per_class=1)
+  plain = transforms.ImageTransform(16)
+  changed = transforms.ImageTransform(16, **{field: value})
+  assert (feature_cache.cache_key(domain, "a", changed, views=4)
+          != feature_cache.cache_key(domain, "a", plain, views=4))
+
+
 def _image_files(root, pixels):
   from PIL import Image  # pylint: disable=g-import-not-at-top
   for name, value in pixels.items():

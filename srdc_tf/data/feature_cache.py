@@ -8,6 +8,7 @@ the cut are cached for a fixed set of views of each image (the evaluation
 view and augmented training views), and training runs the part above it.
 """
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -62,13 +63,40 @@ def content_fingerprint(domain):
 VIEW_SEED = 0
 
 
+def transform_description(transform):
+  """The transform as cache keys see it: its class and every field that
+  has no default or differs from it, numbers as floats.
+
+  Fields at their defaults are left out so that a field added to the
+  transform later, off by default, keeps every existing key (its cached
+  features are the same); `10` and `10.0` describe the same transform.
+
+  Args:
+    transform: a dataclass instance (`transforms.ImageTransform`).
+
+  Returns:
+    A string such as `"ImageTransform(image_size=224.0, resize_size=256.0,
+    random_flip=True)"`.
+  """
+  described = []
+  for field in dataclasses.fields(transform):
+    value = getattr(transform, field.name)
+    if field.default is not dataclasses.MISSING and value == field.default:
+      continue
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+      value = float(value)
+    described.append(f"{field.name}={value!r}")
+  return f"{type(transform).__name__}({', '.join(described)})"
+
+
 def cache_key(domain, backbone_id, transform, views=None):
   """A name for the features of `domain` under a backbone and transform:
   the domain's name, a digest of its content (`content_fingerprint`), the
-  backbone and its weights (`backbone_id`), the transform and the number of
-  views (None: the evaluation view alone, as `[N, D]` rows)."""
+  backbone and its weights (`backbone_id`), the transform
+  (`transform_description`) and the number of views (None: the evaluation
+  view alone, as `[N, D]` rows)."""
   described = [domain.name, len(domain), content_fingerprint(domain),
-               backbone_id, repr(transform)]
+               backbone_id, transform_description(transform)]
   if views is not None:
     described += [int(views), VIEW_SEED]
   description = json.dumps(described)
