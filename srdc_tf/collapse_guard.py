@@ -207,7 +207,11 @@ def check_training(epoch_scores, source_shares, kept_epoch, model="srdc"):
   Model selection keeps an epoch that did not collapse, which can hide a
   run that collapsed for most of its training (the hard shift's seed 1):
   the model kept then passes (a) and (b) although the adaptation was
-  unstable, so the run says so.
+  unstable, so the run says so. Collapsed epochs at the start of a run,
+  before any epoch that did not collapse, do not count (as in
+  `selection.herding_epoch`): a model that has barely learnt the source
+  predicts one class for most of the target and then spreads, which is
+  neither instability nor adaptation (in a warm-up epoch lambda is 0).
 
   Args:
     epoch_scores: a mapping from epoch to its scores (unprefixed names).
@@ -220,11 +224,12 @@ def check_training(epoch_scores, source_shares, kept_epoch, model="srdc"):
     and the worst one's largest class share (else its balance), or empty.
   """
   collapsed = {}
+  spread = False
   for epoch, values in sorted(dict(epoch_scores).items()):
-    if int(epoch) != int(kept_epoch):
-      found = check_collapse(values, source_shares, epoch, model)
-      if found:
-        collapsed[int(epoch)] = found
+    found = check_collapse(values, source_shares, epoch, model)
+    if found and spread and int(epoch) != int(kept_epoch):
+      collapsed[int(epoch)] = found
+    spread = spread or not found
   if not collapsed:
     return []
   findings = [finding for found in collapsed.values() for finding in found]

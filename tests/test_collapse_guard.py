@@ -141,8 +141,13 @@ HERDED = {"balance": 0.8, "largest_class_share": 0.62}  # Over 0.5.
     ({0: HEALTHY, 1: {"balance": 0.9, "largest_class_share": 0.55},
       2: HERDED, 3: HEALTHY}, 3, ("score_largest_class_share", 0.62, 2, 2)),
     # Balance alone: the lowest is named.
-    ({0: {"balance": 0.3}, 1: {"balance": 0.2}, 2: HEALTHY}, 2,
-     ("score_balance", 0.2, 1, 2)),
+    ({0: HEALTHY, 1: {"balance": 0.3}, 2: {"balance": 0.2}, 3: HEALTHY}, 3,
+     ("score_balance", 0.2, 2, 2)),
+    # A start from a collapsed model that then spreads is not instability
+    # (a barely trained source model); a collapse after spreading is.
+    ({0: HERDED, 1: {"balance": 0.2}, 2: HEALTHY}, 2, None),
+    ({0: HERDED, 1: HEALTHY, 2: HERDED, 3: HEALTHY}, 3,
+     ("score_largest_class_share", 0.62, 2, 1)),
 ])
 def test_check_training_finds_epochs_that_collapsed(epoch_scores, kept,
                                                     expected):
@@ -168,8 +173,8 @@ def test_check_training_finds_epochs_that_collapsed(epoch_scores, kept,
      "--with_baseline"),
 ])
 def test_unstable_message_fits_the_model(model, says, never_says):
-  (finding,) = guard_lib.check_training({0: HERDED, 1: HEALTHY},
-                                        BALANCED_SOURCE, 1, model)
+  (finding,) = guard_lib.check_training({0: HEALTHY, 1: HERDED, 2: HEALTHY},
+                                        BALANCED_SOURCE, 2, model)
   assert finding.message.endswith(says)
   assert never_says not in finding.message
 
