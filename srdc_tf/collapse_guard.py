@@ -12,9 +12,9 @@ After training, the model a run keeps (the selected epoch's, see
 (c) with a source-only baseline: the adapted model's comparison score
     (`selection.comparison_score`) worse than the baseline's by more than
     `BASELINE_MARGIN`;
-(d) other epochs than the one kept collapsed by (a) or (b) during training
-    (`check_training`): selection skips them, so the model kept may pass
-    (a) and (b) after an unstable adaptation.
+(d) other epochs than the one kept collapsed by (a) or (b) during training,
+    after an epoch that had not (`check_training`): selection skips them,
+    so the model kept may pass (a) and (b) after an unstable adaptation.
 
 (a) and (b) are collapses, (c) and (d) warnings. Each finding prints one line
 (absl `logging.warning`, starting with `WARNING`) naming the score, its
