@@ -241,23 +241,34 @@ def test_channel_inversion_inverts_each_channel_independently():
   np.testing.assert_array_equal(transform.eval(image).numpy(), image)
 
 
-@pytest.mark.parametrize("colour_augmentation",
-                         ["channel_inversion", "channel_levels"])
-def test_colour_augmentation_comes_before_the_fill(colour_augmentation):
-  # A black image recoloured is uniform and (mostly) not black; shifted
-  # after that, its uncovered border is the zero fill, black. (Recoloured
-  # after the shift, the border would take the colour too.)
+def test_channel_inversion_comes_before_the_fill():
+  # A black image inverted is white; shifted after that, its uncovered
+  # border is the zero fill, black. (Inverted after the shift, it would be
+  # white all over.)
   transform = transforms.ImageTransform(
       9, channels=1, random_translate=3,
-      colour_augmentation=colour_augmentation)
+      colour_augmentation="channel_inversion")
   outs = [transform.train(_grey(value=0), tf.constant([seed, 7])).numpy()
           for seed in range(20)]
-  for out in outs:
-    levels = np.unique(out)
-    assert len(levels) <= 2 and (len(levels) == 1 or levels[0] == 0.0)
-  recoloured = [out for out in outs if out.max() > 0.0]
-  assert len(recoloured) >= 4
-  assert any(out.min() == 0.0 for out in recoloured)
+  inverted = [out for out in outs if out.max() == 255.0]
+  assert inverted and len(inverted) < len(outs)
+  assert any(out.min() == 0.0 for out in inverted)
+  assert all(set(np.unique(out)) <= {0.0, 255.0} for out in outs)
+
+
+def test_channel_levels_comes_before_the_fill():
+  # A black image takes its channel's low level everywhere; shifted after
+  # that, its uncovered border is the zero fill, black. (Remapped after the
+  # shift, it would be one level all over.)
+  transform = transforms.ImageTransform(
+      9, channels=1, random_translate=3, colour_augmentation="channel_levels")
+  outs = [transform.train(_grey(value=0), tf.constant([seed, 7])).numpy()
+          for seed in range(20)]
+  levels = [np.unique(out) for out in outs]
+  assert all(level.max() > 0.0 for level in levels)  # Recoloured, each.
+  assert all(len(level) == 1 or (len(level) == 2 and level[0] == 0.0)
+             for level in levels)
+  assert any(len(level) == 2 for level in levels)  # A black border.
 
 
 def test_channel_levels_maps_each_channel_onto_a_random_interval():
