@@ -208,10 +208,10 @@ def check_training(epoch_scores, source_shares, kept_epoch, model="srdc"):
   run that collapsed for most of its training (the hard shift's seed 1):
   the model kept then passes (a) and (b) although the adaptation was
   unstable, so the run says so. Collapsed epochs at the start of a run,
-  before any epoch that did not collapse, do not count (as in
-  `selection.herding_epoch`): a model that has barely learnt the source
-  predicts one class for most of the target and then spreads, which is
-  neither instability nor adaptation (in a warm-up epoch lambda is 0).
+  before any epoch that did not collapse, do not count
+  (`selection.collapsed_after_spreading`): that is a model that has
+  barely learnt the source, neither instability nor adaptation (in a
+  warm-up epoch lambda is 0).
 
   Args:
     epoch_scores: a mapping from epoch to its scores (unprefixed names).
@@ -223,13 +223,11 @@ def check_training(epoch_scores, source_shares, kept_epoch, model="srdc"):
     A list with one `UNSTABLE` `Finding` naming how many epochs collapsed
     and the worst one's largest class share (else its balance), or empty.
   """
-  collapsed = {}
-  spread = False
-  for epoch, values in sorted(dict(epoch_scores).items()):
-    found = check_collapse(values, source_shares, epoch, model)
-    if found and spread and int(epoch) != int(kept_epoch):
-      collapsed[int(epoch)] = found
-    spread = spread or not found
+  found = {int(epoch): check_collapse(values, source_shares, epoch, model)
+           for epoch, values in dict(epoch_scores).items()}
+  collapsed = {epoch: found[epoch]
+               for epoch in selection.collapsed_after_spreading(found, bool)
+               if epoch != int(kept_epoch)}
   if not collapsed:
     return []
   findings = [finding for found in collapsed.values() for finding in found]

@@ -131,27 +131,47 @@ def eligible(values, max_share=None):
           or float(share) <= max_share)
 
 
+def collapsed_after_spreading(epoch_scores, collapsed):
+  """The epochs that collapsed after an earlier epoch had not.
+
+  Collapsed epochs at the start of a run do not count: a run may start
+  from a collapsed source model (one that has barely learnt the source
+  predicts one class for most of the target) and then spread its
+  predictions. `herding_epoch` and the collapse guard's instability check
+  both count from the first spread.
+
+  Args:
+    epoch_scores: a mapping from epoch (int) to a value, or a sequence of
+      `(epoch, value)` pairs.
+    collapsed: a function of one epoch's value, True if it collapsed.
+
+  Returns:
+    The epochs, in order.
+  """
+  epochs, spread = [], False
+  for epoch, values in sorted(dict(epoch_scores).items()):
+    if not collapsed(values):
+      spread = True
+    elif spread:
+      epochs.append(epoch)
+  return epochs
+
+
 def herding_epoch(epoch_scores, max_share=None):
   """The epoch at which a run's target predictions first collapsed after
   an epoch in which they had not (the run herded the target), or None.
-
-  Collapsed epochs at the start of a run do not count: a run may start
-  from a collapsed source model and then spread its predictions.
 
   Args:
     epoch_scores: as in `select_epoch`.
     max_share: see `eligible`.
 
   Returns:
-    An epoch, or None when no collapse followed a non-collapsed epoch.
+    The first of `collapsed_after_spreading` by `eligible`'s tests, or
+    None.
   """
-  spread = False
-  for epoch, values in sorted(dict(epoch_scores).items()):
-    if eligible(values, max_share):
-      spread = True
-    elif spread:
-      return epoch
-  return None
+  herded = collapsed_after_spreading(
+      epoch_scores, lambda values: not eligible(values, max_share))
+  return herded[0] if herded else None
 
 
 def select_epoch(epoch_scores, select_by, max_share=None,

@@ -210,6 +210,20 @@ def test_callback_skips_an_epoch_over_the_share_limit():
     np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.parametrize("flags, expected", [
+    ([True, False, True, True, False, True], [2, 3, 5]),
+    ([True, True, False], []),     # Collapsed at the start only.
+    ([False, False], []),          # Never collapsed.
+    ([True, True], []),            # Never spread.
+])
+def test_collapsed_after_spreading(flags, expected):
+  # Unordered input: epochs are taken in order.
+  epochs = dict(reversed(list(enumerate(flags))))
+  assert selection.collapsed_after_spreading(epochs, bool) == expected
+  assert selection.collapsed_after_spreading(
+      list(enumerate(flags)), bool) == expected
+
+
 @pytest.mark.parametrize("exclude_after_herding, expected", [
     (False, 3),  # Epoch 3 spread its predictions again: the best SND.
     (True, 0),   # The herd began at epoch 1: only epoch 0 is left.
