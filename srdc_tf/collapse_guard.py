@@ -223,11 +223,12 @@ def check_training(epoch_scores, source_shares, kept_epoch, model="srdc"):
     A list with one `UNSTABLE` `Finding` naming how many epochs collapsed
     and the worst one's largest class share (else its balance), or empty.
   """
-  found = {int(epoch): check_collapse(values, source_shares, epoch, model)
-           for epoch, values in dict(epoch_scores).items()}
-  collapsed = {epoch: found[epoch]
-               for epoch in selection.collapsed_after_spreading(found, bool)
-               if epoch != int(kept_epoch)}
+  by_epoch = {int(epoch): check_collapse(values, source_shares, epoch, model)
+              for epoch, values in dict(epoch_scores).items()}
+  collapsed = {
+      epoch: by_epoch[epoch]
+      for epoch in selection.collapsed_after_spreading(by_epoch, bool)
+      if epoch != int(kept_epoch)}
   if not collapsed:
     return []
   findings = [finding for found in collapsed.values() for finding in found]
