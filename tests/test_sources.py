@@ -146,6 +146,34 @@ def test_synthetic_domains_share_classes_but_not_style():
   np.testing.assert_array_equal(again.images, source.images)
 
 
+def _prepare_fake_tfds(root):
+  for folder in ("mnist/3.0.1", "cifar10_corrupted/fog_1/1.0.0"):
+    os.makedirs(root / folder)
+    (root / folder / "dataset_info.json").write_text("{}")
+  os.makedirs(root / "downloads" / "extracted")  # Not a dataset.
+  return root
+
+
+def test_prepared_tfds_datasets_lists_names_and_configs(tmp_path):
+  root = _prepare_fake_tfds(tmp_path / "tfds")
+  assert sources.prepared_tfds_datasets(str(root)) == [
+      "cifar10_corrupted/fog_1", "mnist"]
+  assert sources.prepared_tfds_datasets(str(tmp_path / "missing")) == []
+  assert sources.prepared_tfds_datasets(None) == []
+
+
+def test_missing_tfds_dataset_error_is_short_and_names_what_is_there(
+    tmp_path):
+  root = _prepare_fake_tfds(tmp_path / "tfds")
+  with pytest.raises(ValueError) as error:
+    sources.load_domain("tfds:nosuch:train", tfds_data_dir=str(root))
+  message = str(error.value)
+  assert "'nosuch'" in message and str(root) in message
+  assert "Prepared there: cifar10_corrupted/fog_1, mnist." in message
+  # Not TFDS's list of every dataset it knows (hundreds of lines).
+  assert len(message.splitlines()) == 1, message
+
+
 @pytest.mark.shared_data
 @pytest.mark.skipif(not os.path.isdir(os.path.join(TFDS_DIR, "usps")),
                     reason=f"no prepared TFDS data under {TFDS_DIR}")

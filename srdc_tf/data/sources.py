@@ -75,15 +75,43 @@ def parse_tfds_spec(spec):
   return name, split or "train"
 
 
+def prepared_tfds_datasets(tfds_data_dir):
+  """The datasets prepared in a TFDS data folder.
+
+  Args:
+    tfds_data_dir: the folder (`--tfds_data_dir`), or None.
+
+  Returns:
+    Sorted names of its sub-folders that hold a prepared version
+    (`<name>[/<config>]/<version>/dataset_info.json`); empty when the
+    folder is None or missing.
+  """
+  if not tfds_data_dir or not os.path.isdir(tfds_data_dir):
+    return []
+  names = set()
+  for folder, _, files in os.walk(tfds_data_dir):
+    if "dataset_info.json" in files:
+      parts = os.path.relpath(folder, tfds_data_dir).split(os.sep)
+      # <name>/<version> or <name>/<config>/<version>.
+      names.add("/".join(parts[:-1]) if len(parts) > 1 else parts[0])
+  return sorted(names)
+
+
 def _load_tfds(spec, tfds_data_dir):
   import tensorflow_datasets as tfds  # Imported on use: slow to import.
   name, split = parse_tfds_spec(spec)
   try:
     builder = tfds.builder(name, data_dir=tfds_data_dir)
   except Exception as error:  # TFDS raises many types for a missing dataset.
+    # TFDS's message goes on to list every dataset it can build (hundreds
+    # of lines); what the user needs is what is prepared in the folder.
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else (
+        type(error).__name__)
     raise ValueError(
         f"cannot open TFDS dataset {name!r} (data_dir={tfds_data_dir!r}): "
-        f"{error}") from error
+        f"{reason} Prepared there: "
+        f"{', '.join(prepared_tfds_datasets(tfds_data_dir)) or 'none'}."
+    ) from error
   features = builder.info.features
   if "image" not in features or "label" not in features:
     raise ValueError(
