@@ -109,8 +109,8 @@ def _load_tfds(spec, tfds_data_dir):
         type(error).__name__)
     raise ValueError(
         f"cannot open TFDS dataset {name!r} (data_dir={tfds_data_dir!r}): "
-        f"{reason} Prepared there: "
-        f"{', '.join(prepared_tfds_datasets(tfds_data_dir)) or 'none'}."
+        f"{reason.rstrip('.')}; prepared there: "
+        f"{', '.join(prepared_tfds_datasets(tfds_data_dir)) or 'none'}"
     ) from error
   features = builder.info.features
   if "image" not in features or "label" not in features:
