@@ -150,7 +150,11 @@ def _prepare_fake_tfds(root):
   for folder in ("mnist/3.0.1", "cifar10_corrupted/fog_1/1.0.0"):
     os.makedirs(root / folder)
     (root / folder / "dataset_info.json").write_text("{}")
-  os.makedirs(root / "downloads" / "extracted")  # Not a dataset.
+  # Not datasets: a file in the folder itself, and one deep in downloads/.
+  (root / "dataset_info.json").write_text("{}")
+  os.makedirs(root / "downloads" / "extracted" / "a" / "b")
+  (root / "downloads" / "extracted" / "a" / "b" / "dataset_info.json"
+   ).write_text("{}")
   return root
 
 

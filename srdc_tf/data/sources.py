@@ -89,11 +89,14 @@ def prepared_tfds_datasets(tfds_data_dir):
   if not tfds_data_dir or not os.path.isdir(tfds_data_dir):
     return []
   names = set()
-  for folder, _, files in os.walk(tfds_data_dir):
-    if "dataset_info.json" in files:
-      parts = os.path.relpath(folder, tfds_data_dir).split(os.sep)
-      # <name>/<version> or <name>/<config>/<version>.
-      names.add("/".join(parts[:-1]) if len(parts) > 1 else parts[0])
+  for folder, subfolders, files in os.walk(tfds_data_dir):
+    parts = os.path.relpath(folder, tfds_data_dir).split(os.sep)
+    # <name>/<version> or <name>/<config>/<version>: nothing deeper is
+    # read, so a large downloads/ tree is not walked.
+    if len(parts) >= 3:
+      subfolders[:] = []
+    if "dataset_info.json" in files and len(parts) >= 2:
+      names.add("/".join(parts[:-1]))
   return sorted(names)
 
 
@@ -105,8 +108,8 @@ def _load_tfds(spec, tfds_data_dir):
   except Exception as error:  # TFDS raises many types for a missing dataset.
     # TFDS's message goes on to list every dataset it can build (hundreds
     # of lines); what the user needs is what is prepared in the folder.
-    reason = str(error).strip().splitlines()[0] if str(error).strip() else (
-        type(error).__name__)
+    lines = str(error).strip().splitlines()
+    reason = lines[0] if lines else type(error).__name__
     raise ValueError(
         f"cannot open TFDS dataset {name!r} (data_dir={tfds_data_dir!r}): "
         f"{reason.rstrip('.')}; prepared there: "
