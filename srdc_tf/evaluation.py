@@ -51,6 +51,29 @@ class Report:
   confusion: pd.DataFrame
 
 
+def per_class_accuracy(model, domain, batch_size, transform):
+  """Accuracy of every class of a labelled domain (VisDA-style tables).
+
+  Runs outside any replica context, like the per-epoch pass, so every
+  worker scores the whole set with the same weights.
+
+  Args:
+    model: an `SRDCModel` (or any model `models.inference.extract` runs).
+    domain: the labelled domain, its classes the model's, in its order.
+    batch_size: the inference batch size.
+    transform: the evaluation `ImageTransform`, or None on cached inputs.
+
+  Returns:
+    `{class name: accuracy}` (NaN for a class without examples).
+  """
+  outputs = inference.extract(
+      model, pipeline.eval_dataset(domain, batch_size, transform))
+  confusion = metrics.confusion_matrix(outputs.labels, outputs.predictions,
+                                       domain.num_classes)
+  return {name: float(value) for name, value in zip(
+      domain.class_names, metrics.per_class_accuracy(confusion))}
+
+
 def _model_labels(domain, class_names):
   """The domain's labels as the model's class ids (matched by name, so a
   domain may list its classes in another order, or only some of them)."""

@@ -26,6 +26,31 @@ class RunData:
   frozen_backbone: object = None
 
 
+def skipped_images(data):
+  """The unreadable images skipped per domain of `data` (a `RunData`):
+  `{"source": [...], "target": [...]}`, and `"target_eval"` when the scored
+  target is another split."""
+  skipped = {"source": list(data.source.skipped),
+             "target": list(data.target.skipped)}
+  if data.target_eval is not data.target:
+    skipped["target_eval"] = list(data.target_eval.skipped)
+  return skipped
+
+
+def trained_above_cut(model, data):
+  """Whether `model` trained a backbone's top on cached activations."""
+  return model.backbone is not None and data.frozen_backbone is not None
+
+
+def model_to_keep(model, data):
+  """What model.keras and the export hold: for a run that trained a
+  backbone's top on cached activations, the whole network (raw images in);
+  otherwise the model trained."""
+  if trained_above_cut(model, data):
+    return cut.whole_network_model(model, data.frozen_backbone)
+  return model
+
+
 def load_data(settings):
   """Loads the source, target and evaluation domains of a run, with the
   target's class ids aligned to the source's."""

@@ -190,3 +190,32 @@ def claim(settings, overwrite=False):
       f"({shown}{more}). Nothing was changed. Run the same command to "
       "resume or report it, pass --overwrite to move it aside and start "
       "afresh, or choose another --model_dir.")
+
+
+def finished_result(settings):
+  """The result of a run that already finished in `settings.model_dir` with
+  exactly these settings, or None.
+
+  `runner.run` writes `run_info.json` last, after the model and its files,
+  so its presence means the run is complete. A run whose recorded settings
+  differ in anything but where output goes (`RUNTIME_ONLY`), or whose file
+  cannot be read, does not count: it is trained again.
+
+  Args:
+    settings: the `RunSettings` of the run.
+
+  Returns:
+    The dict `runner.run` returned for it, or None.
+  """
+  path = os.path.join(settings.model_dir, RUN_INFO_FILE)
+  try:
+    with open(path) as f:
+      info = json.load(f)
+  except (OSError, ValueError):
+    return None
+  # Where output goes and what is printed do not make it another run.
+  if (not isinstance(info, dict) or not isinstance(info.get("settings"), dict)
+      or differences(info["settings"], settings)):
+    return None
+  return {key: value for key, value in info.items()
+          if key not in ("settings", "skipped_image_files")}

@@ -1,6 +1,6 @@
 """What a run directory holds besides logs, and how to read it back.
 
-`runner.run` writes, next to `model.keras`, the two things a model file does
+`runner.run` writes, next to `model.keras` (`save_model`, atomically), the two things a model file does
 not carry but exporting and evaluating need:
 
 - `classes.json`: the class names, a JSON list in label order.
@@ -16,8 +16,10 @@ import os
 import zipfile
 
 import keras
+import numpy as np
 
 # Registers SRDCModel and ImagePreprocessing, so that model files load.
+from srdc_tf import distribute
 from srdc_tf import models  # pylint: disable=unused-import
 from srdc_tf import run_directory
 from srdc_tf import write_guard
@@ -37,6 +39,36 @@ def write_json(path, value):
                            "any earlier one is unchanged", cleanup=staging):
     with open(staging, "w") as f:
       json.dump(value, f, indent=2)
+    os.replace(staging, path)
+
+
+def save_model(model, path, strategy=None):
+  """`model.save(path)` atomically: into a staging file, then renamed, so a
+  run killed while saving never leaves a torn `model.keras`. Only the chief
+  writes `path` (see `distribute.write_location`)."""
+  with distribute.write_location(path, strategy) as where:
+    folder, name = os.path.split(where)
+    # Keras wants the .keras suffix; the leading dot hides the staging file.
+    staging = os.path.join(folder, f".{os.getpid()}.staging.{name}")
+    what, intact = f"the model {name}", "any earlier one is unchanged"
+    optimizer = getattr(model, "optimizer", None)  # None: not compiled.
+    write_guard.check_room(folder, write_guard.estimate_bytes(
+        model.weights + (optimizer.variables if optimizer else [])), what,
+                           intact)
+    try:
+      with write_guard.guarded(what, where, intact, cleanup=staging):
+        model.save(staging)
+        os.replace(staging, where)
+    finally:
+      if os.path.exists(staging):
+        os.remove(staging)
+
+
+def save_predictions(path, predictions):
+  """Writes `[N]` target predictions to `path` (.npy) atomically."""
+  staging = f"{path}.{os.getpid()}.staging.npy"
+  with write_guard.guarded("the target predictions", path, cleanup=staging):
+    np.save(staging, np.asarray(predictions, np.int32))
     os.replace(staging, path)
 
 

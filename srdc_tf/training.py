@@ -17,8 +17,8 @@ from srdc_tf import console
 from srdc_tf import distribute
 from srdc_tf import run_data
 from srdc_tf import run_directory
+from srdc_tf import run_files
 from srdc_tf import run_lock
-from srdc_tf import run_settings
 from srdc_tf import runner
 from srdc_tf import settings_checks
 from srdc_tf.models import backbones
@@ -130,7 +130,7 @@ def _train(locks, settings, with_baseline, overwrite, strategy,
       backbones.build_backbone(settings.backbone, settings.transform.shape,
                                weights=settings.weights,
                                fused_batch_norm=False)
-    finished = runner.finished_result(settings)
+    finished = run_directory.finished_result(settings)
     data = None
     if not finished:
       console.banner(f"Data check: source {settings.source}, target "
@@ -144,7 +144,7 @@ def _train(locks, settings, with_baseline, overwrite, strategy,
   if baseline is not None:
     baseline_dir = baseline.model_dir
     # A restarted command does not train its finished baseline again.
-    results["source_only"] = runner.finished_result(baseline)
+    results["source_only"] = run_directory.finished_result(baseline)
     if results["source_only"] is not None:
       results["source_only"]["reused"] = True
       logging.info("The source-only baseline in %s finished earlier with "
@@ -162,6 +162,6 @@ def _train(locks, settings, with_baseline, overwrite, strategy,
   results[name] = finished or runner.run(settings, data, strategy,
                                          baseline_dir=baseline_dir)
   if distribute.is_chief(strategy):
-    runner.write_json(os.path.join(settings.model_dir, SUMMARY_FILE),
+    run_files.write_json(os.path.join(settings.model_dir, SUMMARY_FILE),
                       results)
   return results, strategy

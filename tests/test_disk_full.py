@@ -14,7 +14,7 @@ import tensorflow as tf
 import run_testlib
 import serving_testlib as lib
 from srdc_tf import run_directory
-from srdc_tf import runner
+from srdc_tf import run_files
 from srdc_tf import serving
 from srdc_tf import write_guard
 from srdc_tf.callbacks import backup as backup_lib
@@ -113,7 +113,7 @@ def test_a_model_that_cannot_fit_is_not_saved(tmp_path, monkeypatch):
   monkeypatch.setattr(shutil, "disk_usage", _tiny_disk(10**5))
   with pytest.raises(write_guard.WriteFailedError,
                      match="cannot write the model model.keras"):
-    runner.save_model(model, str(path))
+    run_files.save_model(model, str(path))
   assert path.read_text() == "the earlier model"
   assert os.listdir(tmp_path) == ["model.keras"]
 

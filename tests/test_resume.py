@@ -14,8 +14,8 @@ import pytest
 import run_testlib
 from srdc_tf import run_data
 from srdc_tf import run_directory
+from srdc_tf import run_files
 from srdc_tf import run_settings
-from srdc_tf import runner
 from srdc_tf.callbacks import backup as backup_lib
 from srdc_tf.data import pipeline
 from srdc_tf.data import sources
@@ -97,7 +97,7 @@ def test_backup_interrupted_while_written_is_never_the_latest(tmp_path):
 def test_model_file_interrupted_while_written_keeps_the_old_one(tmp_path):
   model = _tiny_model()
   path = str(tmp_path / "model.keras")
-  runner.save_model(model, path)
+  run_files.save_model(model, path)
   before = open(path, "rb").read()
 
   def dies_while_writing(target, **kwargs):
@@ -108,7 +108,7 @@ def test_model_file_interrupted_while_written_keeps_the_old_one(tmp_path):
 
   model.save = dies_while_writing
   with pytest.raises(KeyboardInterrupt):
-    runner.save_model(model, path)
+    run_files.save_model(model, path)
   assert open(path, "rb").read() == before
   assert os.listdir(tmp_path) == ["model.keras"]
 

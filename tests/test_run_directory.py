@@ -11,7 +11,6 @@ import pytest
 import run_testlib
 from srdc_tf import run_directory
 from srdc_tf import run_settings
-from srdc_tf import runner
 
 
 def _settings(model_dir, **changes):
@@ -55,7 +54,7 @@ def test_a_moved_or_renamed_run_folder_is_the_same_run(record, tmp_path):
                os.path.relpath(tmp_path / "now")):
     assert run_directory.claim(_settings(name)) is None
     if record is _finished:
-      assert runner.finished_result(_settings(name)) == {
+      assert run_directory.finished_result(_settings(name)) == {
           "target_accuracy": 0.5}
 
 
@@ -156,3 +155,18 @@ def test_a_finished_baseline_of_other_settings_is_refused(tmp_path):
           "other settings" in result.stderr), result.stderr[-2000:]
   assert {str(p): p.read_bytes() for p in model_dir.rglob("*")
           if p.is_file()} == before
+
+
+def test_finished_result_needs_the_same_settings(tmp_path):
+  settings = _settings(tmp_path)
+  assert run_directory.finished_result(settings) is None  # Nothing there yet.
+  (tmp_path / "run_info.json").write_text("{truncated")
+  # Unreadable: train again.
+  assert run_directory.finished_result(settings) is None
+  record = {"target_accuracy": 0.5, "seed": 0, "skipped_image_files": {},
+            "settings": dataclasses.asdict(settings)}
+  (tmp_path / "run_info.json").write_text(json.dumps(record))
+  assert run_directory.finished_result(settings) == {
+      "target_accuracy": 0.5, "seed": 0}
+  assert run_directory.finished_result(settings.replace(epochs=4)) is None
+  assert run_directory.finished_result(settings.replace(seed=1)) is None

@@ -5,7 +5,6 @@ SRDC_FULL_TESTS=1 it runs the README's default command in full and checks
 that SRDC beats the source-only baseline on it.
 """
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -18,7 +17,6 @@ import pytest
 
 import srdc_tf.models  # noqa: F401  Registers the classes model.keras names.
 from srdc_tf import run_settings
-from srdc_tf import runner
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FULL = os.environ.get("SRDC_FULL_TESTS") == "1"
@@ -186,22 +184,6 @@ def test_office31_flagfile_short_form(tmp_path):
   assert info["task"] == "office31/d2w"
   assert len(info["per_class_accuracy"]) == 31
   assert info["target_accuracy"] > 0.5  # Chance is 3%.
-
-
-def test_finished_result_needs_the_same_settings(tmp_path):
-  settings = run_settings.RunSettings(source="synthetic:source",
-                                      target="synthetic:target",
-                                      model_dir=str(tmp_path), epochs=3)
-  assert runner.finished_result(settings) is None  # Nothing there yet.
-  (tmp_path / "run_info.json").write_text("{truncated")
-  assert runner.finished_result(settings) is None  # Unreadable: train again.
-  record = {"target_accuracy": 0.5, "seed": 0, "skipped_image_files": {},
-            "settings": dataclasses.asdict(settings)}
-  (tmp_path / "run_info.json").write_text(json.dumps(record))
-  assert runner.finished_result(settings) == {"target_accuracy": 0.5,
-                                              "seed": 0}
-  assert runner.finished_result(settings.replace(epochs=4)) is None
-  assert runner.finished_result(settings.replace(seed=1)) is None
 
 
 @pytest.mark.parametrize("changes, method", [
