@@ -90,10 +90,9 @@ def selection_record(settings, parts, selected, kept_scores, outcome):
 
 def _load_baseline_weights(model, baseline, data):
   """The source-only baseline's weights into `model` (`--on_collapse`)."""
-  if not run_data.trained_above_cut(model, data):
-    collapse_guard.load_baseline_weights(model, baseline)
-    return
-  # The baseline saved its whole network; the top's layers are shared.
-  whole = cut.whole_network_model(model, data.frozen_backbone)
-  collapse_guard.load_baseline_weights(whole, baseline)
-  cut.copy_head_state(whole, model)
+  # The baseline saved what `model_to_keep` gives: for a top trained on
+  # cached activations, the whole network, whose top layers are `model`'s.
+  saved_like = run_data.model_to_keep(model, data)
+  collapse_guard.load_baseline_weights(saved_like, baseline)
+  if saved_like is not model:
+    cut.copy_head_state(saved_like, model)

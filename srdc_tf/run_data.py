@@ -37,16 +37,12 @@ def skipped_images(data):
   return skipped
 
 
-def trained_above_cut(model, data):
-  """Whether `model` trained a backbone's top on cached activations."""
-  return model.backbone is not None and data.frozen_backbone is not None
-
-
 def model_to_keep(model, data):
   """What model.keras and the export hold: for a run that trained a
   backbone's top on cached activations, the whole network (raw images in);
   otherwise the model trained."""
-  if trained_above_cut(model, data):
+  # A backbone in the model and a frozen one in front: the top of a cut.
+  if model.backbone is not None and data.frozen_backbone is not None:
     return cut.whole_network_model(model, data.frozen_backbone)
   return model
 

@@ -1,7 +1,7 @@
 """What a run directory holds besides logs, and how to read it back.
 
-`runner.run` writes, next to `model.keras` (`save_model`, atomically), the two things a model file does
-not carry but exporting and evaluating need:
+`runner.run` writes, next to `model.keras` (`save_model`, atomically), the
+two things a model file does not carry but exporting and evaluating need:
 
 - `classes.json`: the class names, a JSON list in label order.
 - `transform.json`: the evaluation image transform (`ImageTransform`
@@ -18,8 +18,8 @@ import zipfile
 import keras
 import numpy as np
 
-# Registers SRDCModel and ImagePreprocessing, so that model files load.
 from srdc_tf import distribute
+# Registers SRDCModel and ImagePreprocessing, so that model files load.
 from srdc_tf import models  # pylint: disable=unused-import
 from srdc_tf import run_directory
 from srdc_tf import write_guard

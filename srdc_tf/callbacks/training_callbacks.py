@@ -88,7 +88,7 @@ def training_callbacks(settings, data, strategy, steps, eval_batch,
   callbacks += [label_scores, selector]
   backup = backup_lib.TrainingBackup(
       os.path.join(settings.model_dir, run_directory.BACKUP_DIR), steps,
-      settings.epochs, run_record=backup_record(settings, data, steps),
+      settings.epochs, run_record=_backup_record(settings, data, steps),
       save_every_steps=settings.checkpoint_every_steps,
       epoch_state=epoch_state, strategy=strategy,
       setting_defaults=run_directory.setting_defaults(settings),
@@ -128,7 +128,7 @@ def _epoch_state(settings, data, strategy, eval_batch, transform):
       kmeans_labels=settings.kmeans_labels)
 
 
-def backup_record(settings, data, steps):
+def _backup_record(settings, data, steps):
   """What a backup must match to be resumed by this run."""
   return {"settings": run_directory.comparable_settings(settings),
           "epochs": settings.epochs, "steps_per_epoch": steps,
