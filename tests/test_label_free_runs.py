@@ -1,6 +1,7 @@
 """Label-free scores, model selection and the collapse guard in whole runs
 (tiny synthetic runs of a few seconds of training each)."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -23,7 +24,6 @@ from srdc_tf import runner
 from srdc_tf import selection
 from srdc_tf.callbacks import backup as backup_lib
 from srdc_tf.callbacks import label_free_scores
-from srdc_tf.data import domain as domain_lib
 from srdc_tf.data import pipeline
 from srdc_tf.data import synthetic
 
@@ -163,26 +163,36 @@ def test_fallback_needs_a_baseline(tmp_path):
 
 
 @pytest.mark.e2e
-def test_fallback_exports_the_source_only_baseline(tmp_path):
+@pytest.mark.parametrize("changes", [
+    {},
+    # A top trained on cached activations: model.keras and the export hold
+    # the whole network, into which the baseline's weights must go.
+    {"trainable_layers": 2, "cached_views": 2},
+], ids=["whole_network", "cached_top"])
+def test_fallback_exports_the_source_only_baseline(tmp_path, changes):
   strategy = tf.distribute.get_strategy()
   settings = _settings(tmp_path / "srdc", on_collapse="fallback",
-                       export_dir=str(tmp_path / "export"))
+                       export_dir=str(tmp_path / "export"), **changes)
   data = run_data.load_data(settings)
+  frozen = data.frozen_backbone
+  assert (frozen is not None) == bool(changes)
   # A baseline that did not collapse: trained until it separates its
   # target, here the source's own images.
   baseline_settings = settings.replace(
       source_only=True, model_dir=str(tmp_path / "source_only"),
       export_dir="", epochs=4, steps_per_epoch=6, lr=0.05)
-  baseline_data = run_data.RunData(data.source, data.source, data.source)
+  baseline_data = run_data.RunData(data.source, data.source, data.source,
+                                   frozen)
   baseline = runner.run(baseline_settings, baseline_data, strategy)
   assert baseline["warnings"] == [], baseline["warnings"]
-  # The adapted run's target: one image repeated, so it collapses.
-  target = data.target
-  collapsed = domain_lib.Domain(
-      "identical", target.class_names, target.labels,
-      images=np.repeat(target.images[:1], len(target), axis=0))
+  # The adapted run's target: one image (all its views) repeated, so it
+  # collapses.
+  collapsed = dataclasses.replace(
+      data.target, name="identical",
+      images=np.repeat(np.asarray(data.target.images[:1]), len(data.target),
+                       axis=0))
   result = runner.run(settings, run_data.RunData(data.source, collapsed,
-                                                 collapsed), strategy,
+                                                 collapsed, frozen), strategy,
                       baseline_dir=baseline_settings.model_dir)
   kinds = [warning["kind"] for warning in result["warnings"]]
   assert "collapse" in kinds and kinds[-1] == "fallback", kinds
