@@ -142,6 +142,8 @@ def _build_model(settings, data):
           trainable=not settings.freeze_backbone,
           fused_batch_norm=settings.fused_batch_norm,
           dropout=settings.lenet_dropout)
+  if backbone is not None and settings.backbone_batch_norm == "frozen":
+    backbones.freeze_batch_norm(backbone)
   return srdc_model.SRDCModel(
       backbone, num_classes=data.source.num_classes, input_shape=input_shape,
       num_source_examples=len(data.source),

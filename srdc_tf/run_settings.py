@@ -21,7 +21,7 @@ RELEASED_CODE_SWITCHES = ("empty_clusters", "kmeans_labels", "head_init",
                           "feature_assignment", "diversity_weight",
                           "diversity_floor", "source_label_smoothing",
                           "target_confidence_threshold", "warmup_epochs",
-                          "lenet_dropout")
+                          "lenet_dropout", "backbone_batch_norm")
 
 
 # Views cached per image when only a backbone's top trains (see
@@ -98,6 +98,7 @@ class RunSettings:
   momentum: float = 0.9
   weight_decay: float = 1e-4
   backbone_lr_multiplier: float = 0.1
+  backbone_batch_norm: str = "train"
   seed: int = 0
   export_dir: str = None
   verbose: int = 2

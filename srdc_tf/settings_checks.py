@@ -119,6 +119,7 @@ def check(settings, with_baseline=False):
                      "whole LeNet trained: with --freeze_backbone, "
                      "--trainable_layers or --trainable_from it would have "
                      "no effect")
+  check_batch_norm_mode(settings)
   if settings.weights == "imagenet" and settings.backbone == "lenet":
     raise ValueError("--weights=imagenet is not available for "
                      "--backbone=lenet (train it from scratch)")
@@ -135,6 +136,30 @@ def check(settings, with_baseline=False):
   for name in ("model_dir", "export_dir", "feature_cache_dir",
                "worker_weights_dir"):
     check_output_folder(name, getattr(settings, name))
+
+
+def check_batch_norm_mode(settings):
+  """Refuses a `--backbone_batch_norm` that is unknown, or `frozen` where
+  it would change nothing: a frozen backbone's BatchNorm layers always run
+  in inference mode, and LeNet has none.
+
+  Args:
+    settings: as `check`.
+
+  Raises:
+    ValueError: naming the flag, its value and why.
+  """
+  mode = settings.backbone_batch_norm
+  if mode not in backbones.BATCH_NORM_MODES:
+    raise ValueError(f"--backbone_batch_norm must be one of "
+                     f"{backbones.BATCH_NORM_MODES}, got {mode!r}")
+  if mode == "frozen" and settings.freeze_backbone:
+    raise ValueError("--backbone_batch_norm=frozen has no effect with "
+                     "--freeze_backbone: a frozen backbone's BatchNorm "
+                     "layers always run in inference mode")
+  if mode == "frozen" and settings.backbone == "lenet":
+    raise ValueError("--backbone_batch_norm=frozen has no effect with "
+                     "--backbone=lenet, which has no BatchNorm layer")
 
 
 def check_output_folder(flag, path):

@@ -204,6 +204,13 @@ flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
 flags.DEFINE_float("weight_decay", 1e-4, "Coupled L2 weight decay.")
 flags.DEFINE_float("backbone_lr_multiplier", 0.1, "Learning-rate factor of "
                    "the backbone and the centres.")
+flags.DEFINE_enum("backbone_batch_norm", "train",
+                  ["train", "frozen"],
+                  "BatchNorm layers of a trained backbone (or of its top "
+                  "above the cut): 'train' normalises each batch by its own "
+                  "statistics and trains scale and offset (the paper); "
+                  "'frozen' keeps the pretrained statistics, scale and "
+                  "offset (inference mode, Keras' fine-tuning recipe).")
 flags.DEFINE_integer("seed", 0, "Random seed.")
 
 # === Runtime ===

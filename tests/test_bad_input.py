@@ -86,6 +86,11 @@ def test_unknown_backbone_is_refused(tmp_path):
      "--lenet_dropout=0.5 needs the whole LeNet trained"),
     (["--lenet_dropout=0.5", "--trainable_layers=2"],
      "--lenet_dropout=0.5 needs the whole LeNet trained"),
+    (["--backbone_batch_norm=frozen"], "--backbone_batch_norm=frozen has no "
+     "effect with --backbone=lenet"),
+    (["--backbone_batch_norm=frozen", "--freeze_backbone",
+      "--backbone=mobilenet_v2", "--image_size=32"],
+     "--backbone_batch_norm=frozen has no effect with --freeze_backbone"),
     (["--weights=imagenet"], "--weights=imagenet is not available for "
      "--backbone=lenet"),
     (["--image_size=12"], "--image_size=12 is too small for --backbone=lenet, "

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import run_testlib
+from srdc_tf import run_data
 from srdc_tf import run_settings
 from srdc_tf.data import domain as domain_lib
 from srdc_tf.data import feature_cache
@@ -70,6 +71,48 @@ def test_bad_cuts_are_refused_with_the_value(kwargs, message):
   with pytest.raises(ValueError) as error:
     cut.split_backbone("mobilenet_v2", MOBILENET_SHAPE, **kwargs)
   assert message in str(error.value)
+
+
+def _top_outputs(top, activations, training):
+  return np.asarray(top(activations, training=training))
+
+
+def test_frozen_batch_norm_runs_the_top_in_inference_mode():
+  split = cut.split_backbone("mobilenet_v2", MOBILENET_SHAPE,
+                             trainable_layers=12)
+  activations = np.random.default_rng(0).normal(
+      size=(8, *split.top.input.shape[1:])).astype(np.float32)
+  # Trained BatchNorm: a training call normalises by the batch and moves
+  # the moving averages (so the comparison below is not trivially met).
+  assert not np.allclose(_top_outputs(split.top, activations, True),
+                         _top_outputs(split.top, activations, False))
+  assert backbones.freeze_batch_norm(split.top) == 4
+  statistics = [v.numpy().copy() for v in split.top.non_trainable_variables]
+  np.testing.assert_array_equal(_top_outputs(split.top, activations, True),
+                                _top_outputs(split.top, activations, False))
+  for before, after in zip(statistics, split.top.non_trainable_variables):
+    np.testing.assert_array_equal(before, after.numpy())
+  # Only the four convolutions' kernels still train.
+  assert len(split.top.trainable_variables) == 4
+  assert not [v.path for v in split.top.trainable_variables
+              if "_BN" in v.path or "_bn" in v.path]
+
+
+@pytest.mark.parametrize("mode,trained_batch_norm_variables",
+                         [("train", 8), ("frozen", 0)])
+def test_backbone_batch_norm_setting_reaches_the_model(
+    mode, trained_batch_norm_variables):
+  settings = run_settings.RunSettings(
+      source="s", target="t", model_dir="m", backbone="mobilenet_v2",
+      image_size=32, trainable_layers=12, backbone_batch_norm=mode)
+  domain = domain_lib.Domain(
+      "s", ("a", "b"), np.array([0, 1]), cached_views=True,
+      images=np.zeros((2, 4, 1, 1, 160), np.float32))
+  model = run_data.build_model(
+      settings, run_data.RunData(domain, domain, domain, frozen_backbone=True))
+  trained = [v.path for v in model.backbone.trainable_variables
+             if "_BN" in v.path or "_bn" in v.path]
+  assert len(trained) == trained_batch_norm_variables, trained
 
 
 def test_resnet50_cuts_only_between_residual_blocks():

@@ -9,6 +9,9 @@ from srdc_tf.models import precision
 from srdc_tf.models import preprocessing
 
 BACKBONES = ("lenet", "mobilenet_v2", "resnet50")
+# `--backbone_batch_norm`: how the BatchNorm layers of a trained backbone
+# (or of its top above a cut) run in training.
+BATCH_NORM_MODES = ("train", "frozen")
 # The smallest input side each backbone can run on: LeNet's two 5x5
 # convolutions and 2x2 poolings leave 1 pixel of a 16-pixel side; Keras'
 # ImageNet models refuse sides below 32.
@@ -154,3 +157,34 @@ def build_backbone(name, input_shape, weights=None, trainable=True,
                           dropout)
   body.trainable = trainable
   return with_preprocessing(body, mode, input_shape, "backbone")
+
+
+def freeze_batch_norm(model):
+  """Runs every BatchNorm layer of `model`, nested models included, in
+  inference mode with its scale and offset fixed (`--backbone_batch_norm=
+  frozen`).
+
+  A trained BatchNorm layer normalises each batch by that batch's own
+  statistics, one domain at a time in SRDC's step, and evaluation by its
+  moving averages; a frozen one normalises both by the statistics the
+  backbone was pretrained with, as a wholly frozen backbone does.
+
+  Args:
+    model: a `keras.Model`.
+
+  Returns:
+    The number of BatchNorm layers frozen.
+  """
+  frozen = 0
+  for layer in _all_layers(model):
+    if isinstance(layer, keras.layers.BatchNormalization):
+      layer.trainable = False
+      frozen += 1
+  return frozen
+
+
+def _all_layers(model):
+  for layer in model.layers:
+    yield layer
+    if isinstance(layer, keras.Model):
+      yield from _all_layers(layer)
