@@ -140,8 +140,8 @@ def check(settings, with_baseline=False):
 
 def check_batch_norm_mode(settings):
   """Refuses a `--backbone_batch_norm` that is unknown, or `frozen` where
-  it would change nothing: a frozen backbone's BatchNorm layers always run
-  in inference mode, and LeNet has none.
+  it would change nothing: a wholly frozen backbone's BatchNorm layers
+  always run in inference mode, and LeNet has none.
 
   Args:
     settings: as `check`.
@@ -153,7 +153,10 @@ def check_batch_norm_mode(settings):
   if mode not in backbones.BATCH_NORM_MODES:
     raise ValueError(f"--backbone_batch_norm must be one of "
                      f"{backbones.BATCH_NORM_MODES}, got {mode!r}")
-  if mode == "frozen" and settings.freeze_backbone:
+  # --trainable_layers and --trainable_from train a frozen backbone's top.
+  wholly_frozen = settings.freeze_backbone and not (
+      settings.trainable_layers is not None or settings.trainable_from)
+  if mode == "frozen" and wholly_frozen:
     raise ValueError("--backbone_batch_norm=frozen has no effect with "
                      "--freeze_backbone: a frozen backbone's BatchNorm "
                      "layers always run in inference mode")

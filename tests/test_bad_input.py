@@ -91,6 +91,8 @@ def test_unknown_backbone_is_refused(tmp_path):
     (["--backbone_batch_norm=frozen", "--freeze_backbone",
       "--backbone=mobilenet_v2", "--image_size=32"],
      "--backbone_batch_norm=frozen has no effect with --freeze_backbone"),
+    (["--backbone_batch_norm=typo", "--backbone=mobilenet_v2",
+      "--image_size=32"], "--backbone_batch_norm=typo: value should be one of"),
     (["--weights=imagenet"], "--weights=imagenet is not available for "
      "--backbone=lenet"),
     (["--image_size=12"], "--image_size=12 is too small for --backbone=lenet, "
