@@ -95,3 +95,21 @@ def test_a_model_with_dropout_saves_and_reloads(tmp_path):
 def test_bad_dropout_is_refused(name, dropout, message):
   with pytest.raises(ValueError, match=re.escape(message)):
     backbones.check_dropout(name, dropout)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_freeze_batch_norm_reaches_the_nested_body(fused):
+  backbone = build_backbone("mobilenet_v2", (32, 32, 3),
+                            fused_batch_norm=fused)
+  batch_norm_paths = lambda variables: [  # pylint: disable=g-long-lambda
+      v.path for v in variables if "_BN" in v.path or "_bn" in v.path]
+  assert batch_norm_paths(backbone.trainable_variables)
+  frozen = backbones.freeze_batch_norm(backbone)
+  # MobileNetV2: one BatchNorm after each of its 52 convolutions.
+  assert frozen == 52
+  assert not batch_norm_paths(backbone.trainable_variables)
+  assert len(backbone.trainable_variables) == 52  # The kernels.
+  # Training mode no longer normalises by the batch.
+  images = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3))
+  np.testing.assert_allclose(backbone(images, training=True),
+                             backbone(images, training=False), atol=1e-6)
