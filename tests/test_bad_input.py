@@ -88,9 +88,6 @@ def test_unknown_backbone_is_refused(tmp_path):
      "--lenet_dropout=0.5 needs the whole LeNet trained"),
     (["--backbone_batch_norm=frozen"], "--backbone_batch_norm=frozen has no "
      "effect with --backbone=lenet"),
-    (["--backbone_batch_norm=frozen", "--freeze_backbone",
-      "--backbone=mobilenet_v2", "--image_size=32"],
-     "--backbone_batch_norm=frozen has no effect with --freeze_backbone"),
     (["--backbone_batch_norm=typo", "--backbone=mobilenet_v2",
       "--image_size=32"], "--backbone_batch_norm=typo: value should be one of"),
     (["--weights=imagenet"], "--weights=imagenet is not available for "

@@ -11,7 +11,6 @@ import pytest
 import run_testlib
 from srdc_tf import run_data
 from srdc_tf import run_settings
-from srdc_tf import settings_checks
 from srdc_tf.data import domain as domain_lib
 from srdc_tf.data import feature_cache
 from srdc_tf.data import pipeline
@@ -114,13 +113,6 @@ def test_backbone_batch_norm_setting_reaches_the_model(
   trained = [v.path for v in model.backbone.trainable_variables
              if "_BN" in v.path or "_bn" in v.path]
   assert len(trained) == trained_batch_norm_variables, trained
-
-
-def test_frozen_batch_norm_is_accepted_for_a_frozen_backbones_top():
-  # The benchmarks freeze the backbone and train its top: a valid pair.
-  settings_checks.check_batch_norm_mode(run_settings.RunSettings(
-      source="s", target="t", model_dir="m", backbone="mobilenet_v2",
-      freeze_backbone=True, trainable_layers=12, backbone_batch_norm="frozen"))
 
 
 def test_resnet50_cuts_only_between_residual_blocks():

@@ -1,4 +1,5 @@
-"""settings_checks.cautions: valid settings that work against each other."""
+"""settings_checks: valid settings that work against each other (cautions),
+and settings refused because they would change nothing."""
 
 import pytest
 
@@ -32,3 +33,34 @@ def test_label_smoothing_with_entropy_selection_is_cautioned(
         "raises the source-only model's target entropy as it trains, so "
         "entropy selection keeps one of its first epochs; --select_by=last "
         "keeps its last"]
+
+
+_MOBILENET = {"backbone": "mobilenet_v2", "image_size": 32}
+
+
+@pytest.mark.parametrize("changes", [
+    {"backbone_batch_norm": "train"},
+    {"backbone_batch_norm": "frozen", **_MOBILENET},
+    # The benchmarks freeze the backbone and train its top: a valid pair.
+    {"backbone_batch_norm": "frozen", "freeze_backbone": True,
+     "trainable_layers": 12, **_MOBILENET},
+    {"backbone_batch_norm": "frozen", "freeze_backbone": True,
+     "trainable_from": "Conv_1", **_MOBILENET},
+])
+def test_batch_norm_mode_accepted(changes):
+  settings_checks.check_batch_norm_mode(_settings(**changes))
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"backbone_batch_norm": "frozen"},
+     "--backbone_batch_norm=frozen has no effect with --backbone=lenet"),
+    ({"backbone_batch_norm": "frozen", "freeze_backbone": True, **_MOBILENET},
+     "--backbone_batch_norm=frozen has no effect with --freeze_backbone"),
+    ({"backbone_batch_norm": "inference", **_MOBILENET},
+     "--backbone_batch_norm must be one of ('train', 'frozen'), got "
+     "'inference'"),
+])
+def test_batch_norm_mode_refused(changes, message):
+  with pytest.raises(ValueError) as error:
+    settings_checks.check_batch_norm_mode(_settings(**changes))
+  assert message in str(error.value)
