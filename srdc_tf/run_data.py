@@ -159,4 +159,5 @@ def _build_model(settings, data):
       diversity_weight=settings.diversity_weight,
       diversity_floor=settings.diversity_floor,
       source_label_smoothing=settings.source_label_smoothing,
-      target_confidence_threshold=settings.target_confidence_threshold)
+      target_confidence_threshold=settings.target_confidence_threshold,
+      backbone_frozen_epochs=settings.backbone_frozen_epochs)

@@ -21,7 +21,8 @@ RELEASED_CODE_SWITCHES = ("empty_clusters", "kmeans_labels", "head_init",
                           "feature_assignment", "diversity_weight",
                           "diversity_floor", "source_label_smoothing",
                           "target_confidence_threshold", "warmup_epochs",
-                          "lenet_dropout", "backbone_batch_norm")
+                          "lenet_dropout", "backbone_batch_norm",
+                          "backbone_frozen_epochs")
 
 
 # Views cached per image when only a backbone's top trains (see
@@ -99,6 +100,7 @@ class RunSettings:
   weight_decay: float = 1e-4
   backbone_lr_multiplier: float = 0.1
   backbone_batch_norm: str = "train"
+  backbone_frozen_epochs: int = 0
   seed: int = 0
   export_dir: str = None
   verbose: int = 2

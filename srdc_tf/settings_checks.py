@@ -120,6 +120,7 @@ def check(settings, with_baseline=False):
                      "--trainable_layers or --trainable_from it would have "
                      "no effect")
   check_batch_norm_mode(settings)
+  check_backbone_frozen_epochs(settings)
   if settings.weights == "imagenet" and settings.backbone == "lenet":
     raise ValueError("--weights=imagenet is not available for "
                      "--backbone=lenet (train it from scratch)")
@@ -153,16 +154,38 @@ def check_batch_norm_mode(settings):
   if mode not in backbones.BATCH_NORM_MODES:
     raise ValueError(f"--backbone_batch_norm must be one of "
                      f"{backbones.BATCH_NORM_MODES}, got {mode!r}")
-  # --trainable_layers and --trainable_from train a frozen backbone's top.
-  wholly_frozen = settings.freeze_backbone and not (
-      settings.trainable_layers is not None or settings.trainable_from)
-  if mode == "frozen" and wholly_frozen:
+  if mode == "frozen" and _wholly_frozen(settings):
     raise ValueError("--backbone_batch_norm=frozen has no effect with "
                      "--freeze_backbone: a frozen backbone's BatchNorm "
                      "layers always run in inference mode")
   if mode == "frozen" and settings.backbone == "lenet":
     raise ValueError("--backbone_batch_norm=frozen has no effect with "
                      "--backbone=lenet, which has no BatchNorm layer")
+
+
+def check_backbone_frozen_epochs(settings):
+  """Refuses a `--backbone_frozen_epochs` outside [0, --epochs), or above 0
+  for a wholly frozen backbone, which never trains.
+
+  Args:
+    settings: as `check`.
+
+  Raises:
+    ValueError: naming the flag, its value and why.
+  """
+  epochs = settings.backbone_frozen_epochs
+  if not 0 <= epochs < settings.epochs:
+    raise ValueError(f"--backbone_frozen_epochs must be in [0, --epochs="
+                     f"{settings.epochs}), got {epochs}")
+  if epochs and _wholly_frozen(settings):
+    raise ValueError(f"--backbone_frozen_epochs={epochs} has no effect with "
+                     "--freeze_backbone: that backbone never trains")
+
+
+def _wholly_frozen(settings):
+  # --trainable_layers and --trainable_from train a frozen backbone's top.
+  return settings.freeze_backbone and not (
+      settings.trainable_layers is not None or settings.trainable_from)
 
 
 def check_output_folder(flag, path):

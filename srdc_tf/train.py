@@ -211,6 +211,12 @@ flags.DEFINE_enum("backbone_batch_norm", "train",
                   "statistics and trains scale and offset (the paper); "
                   "'frozen' keeps the pretrained statistics, scale and "
                   "offset (inference mode, Keras' fine-tuning recipe).")
+flags.DEFINE_integer("backbone_frozen_epochs", 0,
+                     "Epochs at the start during which a trained backbone "
+                     "(or its top above the cut) does not train: no weight "
+                     "update, BatchNorm in inference mode; it trains from "
+                     "the next epoch on at the scheduled rate (0: from the "
+                     "first step, the paper).")
 flags.DEFINE_integer("seed", 0, "Random seed.")
 
 # === Runtime ===

@@ -175,7 +175,11 @@ def _latest_position(model_dir):
     ["--lenet_dropout=0.5"],
     # The backbone's top trained on cached activations (`models.cut`).
     ["--trainable_layers=2", "--cached_views=2", "--random_translate=2"],
-], ids=["whole_with_dropout", "cached_top"])
+    # Its top held for the first epoch: killed after the release, resumed
+    # with the switch set again.
+    ["--trainable_layers=2", "--cached_views=2", "--random_translate=2",
+     "--backbone_frozen_epochs=1"],
+], ids=["whole_with_dropout", "cached_top", "cached_top_held_one_epoch"])
 def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path,
                                                                    extra):
   args = [*ARGS, *extra]

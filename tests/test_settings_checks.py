@@ -64,3 +64,27 @@ def test_batch_norm_mode_refused(changes, message):
   with pytest.raises(ValueError) as error:
     settings_checks.check_batch_norm_mode(_settings(**changes))
   assert message in str(error.value)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"backbone_frozen_epochs": -1, "epochs": 3},
+     "--backbone_frozen_epochs must be in [0, --epochs=3), got -1"),
+    ({"backbone_frozen_epochs": 3, "epochs": 3},
+     "--backbone_frozen_epochs must be in [0, --epochs=3), got 3"),
+    ({"backbone_frozen_epochs": 1, "freeze_backbone": True, **_MOBILENET},
+     "--backbone_frozen_epochs=1 has no effect with --freeze_backbone"),
+])
+def test_backbone_frozen_epochs_refused(changes, message):
+  with pytest.raises(ValueError) as error:
+    settings_checks.check_backbone_frozen_epochs(_settings(**changes))
+  assert message in str(error.value)
+
+
+@pytest.mark.parametrize("changes", [
+    {"backbone_frozen_epochs": 0},
+    {"backbone_frozen_epochs": 2, "epochs": 3},
+    {"backbone_frozen_epochs": 10, "freeze_backbone": True,
+     "trainable_layers": 12, **_MOBILENET},
+])
+def test_backbone_frozen_epochs_accepted(changes):
+  settings_checks.check_backbone_frozen_epochs(_settings(**changes))

@@ -265,6 +265,8 @@ def test_keras_round_trip_keeps_tables_and_outputs(tmp_path):
      "source_label_smoothing must be in [0, 1), got 1.0"),
     ({"target_confidence_threshold": -0.5},
      "target_confidence_threshold must be in [0, 1), got -0.5"),
+    ({"backbone_frozen_epochs": -1}, "backbone_frozen_epochs must be >= 0, "
+     "got -1"),
 ])
 def test_bad_arguments_name_the_value(kwargs, message):
   args = dict(backbone=None, num_classes=K, input_shape=(D,),
@@ -298,3 +300,65 @@ def test_rejects_unknown_head_init():
   with pytest.raises(ValueError, match="'he'"):
     SRDCModel(None, num_classes=K, input_shape=(D,), num_source_examples=N,
               num_target_examples=N, head_init="he")
+
+
+def _model_with_batch_norm_backbone(**kwargs):
+  keras.utils.set_random_seed(2)
+  inputs = keras.Input((D,))
+  x = keras.layers.Dense(5, name="dense")(inputs)
+  x = keras.layers.BatchNormalization(name="bn")(x)
+  backbone = keras.Model(inputs, x, name="backbone")
+  model = SRDCModel(backbone, num_classes=K, input_shape=(D,),
+                    num_source_examples=N, num_target_examples=N,
+                    bottleneck_dim=4, backbone_lr_multiplier=0.5, **kwargs)
+  model.penalty.assign(0.6)
+  model.compile(optimizer=keras.optimizers.SGD(0.5), jit_compile=False)
+  return model
+
+
+def _backbone_state(model):
+  return [np.asarray(v) for v in model.backbone.weights]
+
+
+@pytest.mark.parametrize("trains", [0.0, 1.0])
+def test_backbone_frozen_epochs_hold_the_backbone_until_released(trains):
+  model = _model_with_batch_norm_backbone(backbone_frozen_epochs=2)
+  model.backbone_trains.assign(trains)
+  before, head_before = _backbone_state(model), np.asarray(model.fc2.kernel)
+  model.train_step(_batch())
+  after = _backbone_state(model)
+  # The heads train either way.
+  assert np.abs(np.asarray(model.fc2.kernel) - head_before).max() > 1e-4
+  changed = [not np.array_equal(a, b) for a, b in zip(before, after)]
+  # Held: no weight and no BatchNorm statistic moves. Released: every one
+  # does (the dense layer, BatchNorm's scale, offset and statistics).
+  assert changed == [bool(trains)] * len(before), changed
+
+
+def test_released_backbone_steps_like_a_model_without_the_option():
+  data = _batch()
+  held = _model_with_batch_norm_backbone(backbone_frozen_epochs=1)
+  held.backbone_trains.assign(1.0)
+  plain = _model_with_batch_norm_backbone()
+  held.train_step(data)
+  plain.train_step(data)
+  for got, want in zip(held.trainable_variables, plain.trainable_variables):
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6,
+                               err_msg=got.path)
+
+
+def test_backbone_release_callback_sets_the_switch_per_epoch(tmp_path):
+  from srdc_tf.callbacks import schedules  # pylint: disable=g-import-not-at-top
+  model = _model_with_batch_norm_backbone(backbone_frozen_epochs=2)
+  release = schedules.BackboneRelease()
+  release.set_model(model)
+  for epoch, want in ((0, 0.0), (1, 0.0), (2, 1.0), (5, 1.0), (1, 0.0)):
+    release.on_epoch_begin(epoch)
+    assert float(model.backbone_trains) == want, epoch
+  # Saved and loaded with the option and the switch.
+  path = str(tmp_path / "model.keras")
+  release.on_epoch_begin(3)
+  model.save(path)
+  loaded = keras.models.load_model(path)
+  assert loaded.get_config()["backbone_frozen_epochs"] == 2
+  assert float(loaded.backbone_trains) == 1.0

@@ -1,4 +1,5 @@
-"""The per-epoch learning-rate annealing as a Keras callback."""
+"""Per-epoch schedules as Keras callbacks: the learning-rate annealing, and
+when a backbone starts to train."""
 
 import keras
 
@@ -47,3 +48,15 @@ class DaoLearningRate(keras.callbacks.LearningRateScheduler):
 def dao_learning_rate_scheduler(base_lr, epochs, momentum_convention="keras"):
   """The `DaoLearningRate` callback (see there for the arguments)."""
   return DaoLearningRate(base_lr, epochs, momentum_convention)
+
+
+class BackboneRelease(keras.callbacks.Callback):
+  """Lets the model's backbone train from epoch
+  `model.backbone_frozen_epochs` on (`--backbone_frozen_epochs`): sets
+  `model.backbone_trains` at the start of every epoch, so that a run
+  resumed from a backup sets it as the first did."""
+
+  def on_epoch_begin(self, epoch, logs=None):
+    if self.model.backbone_frozen_epochs:
+      self.model.backbone_trains.assign(
+          1.0 if epoch >= self.model.backbone_frozen_epochs else 0.0)

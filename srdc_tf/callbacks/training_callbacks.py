@@ -60,6 +60,8 @@ def training_callbacks(settings, data, strategy, steps, eval_batch,
   chief = distribute.is_chief(strategy)
   callbacks = [schedules.dao_learning_rate_scheduler(
       settings.lr, settings.epochs, settings.momentum_convention)]
+  if settings.backbone_frozen_epochs:
+    callbacks.append(schedules.BackboneRelease())
   if settings.recalibrate_batch_norm:
     # Before the state update and the validation that use them.
     callbacks.append(batch_norm.BatchNormRecalibration(

@@ -170,6 +170,9 @@ def copy_head_state(source, destination):
   backbones: fc1, its BatchNorm, fc2, the centres and per-sample tables."""
   for name in ("fc1", "fc1_norm", "fc2"):
     getattr(destination, name).set_weights(getattr(source, name).get_weights())
-  for name in ("centres_f", "centres_h", "target_pseudo_labels",
-               "source_weights", "penalty", "q_mix"):
+  names = ["centres_f", "centres_h", "target_pseudo_labels",
+           "source_weights", "penalty", "q_mix"]
+  if source.backbone_frozen_epochs:
+    names.append("backbone_trains")
+  for name in names:
     getattr(destination, name).assign(getattr(source, name))

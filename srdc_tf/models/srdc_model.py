@@ -95,6 +95,11 @@ class SRDCModel(keras.Model):
       probability is below it are left out of the target clustering terms
       (all three levels) of a step (beyond the paper, which is 0: every
       sample); `objectives.confidence_mask`.
+    backbone_frozen_epochs: the first epochs during which the backbone
+      does not train (beyond the paper, which trains it from the first
+      step; 0): its weights get no update and its BatchNorm layers run in
+      inference mode while `backbone_trains` is 0, which
+      `callbacks.schedules.BackboneRelease` sets per epoch.
     **kwargs: base model arguments.
   """
 
@@ -106,7 +111,7 @@ class SRDCModel(keras.Model):
                head_init="glorot", feature_assignment="softmax",
                diversity_weight=0.0, diversity_floor=1.0,
                source_label_smoothing=0.0, target_confidence_threshold=0.0,
-               **kwargs):
+               backbone_frozen_epochs=0, **kwargs):
     super().__init__(**kwargs)
     if head_init not in HEAD_INITS:
       raise ValueError(
@@ -157,6 +162,10 @@ class SRDCModel(keras.Model):
       raise ValueError(f"target_confidence_threshold must be in [0, 1), got "
                        f"{target_confidence_threshold!r}")
     self.target_confidence_threshold = float(target_confidence_threshold)
+    if int(backbone_frozen_epochs) < 0:
+      raise ValueError(f"backbone_frozen_epochs must be >= 0, got "
+                       f"{backbone_frozen_epochs!r}")
+    self.backbone_frozen_epochs = int(backbone_frozen_epochs)
     # PyTorch's nn.Linear kernel: uniform with limit sqrt(3 * scale / fan_in)
     # = 1 / sqrt(fan_in); its bias is set in `build`, once fan_in is known.
     kernel_init = ("glorot_uniform" if head_init == "glorot" else
@@ -222,6 +231,12 @@ class SRDCModel(keras.Model):
     self.q_mix = self.add_weight(
         shape=(), initializer="zeros", dtype="float32", trainable=False,
         autocast=False, name="q_mix")
+    if self.backbone_frozen_epochs:
+      # 1 once the backbone trains. Only then, so that models saved
+      # without the option load unchanged.
+      self.backbone_trains = self.add_weight(
+          shape=(), initializer="zeros", dtype="float32", trainable=False,
+          autocast=False, name="backbone_trains")
     self.built = True
 
   # === Forward ===
@@ -229,8 +244,14 @@ class SRDCModel(keras.Model):
   def embed(self, inputs, training=False):
     """Returns `(f, h, logits)` for a batch of inputs: `f` and `h` in the
     compute dtype, the logits in float32."""
-    f = inputs if self.backbone is None else self.backbone(
-        inputs, training=training)
+    if self.backbone is None:
+      f = inputs
+    elif training and self.backbone_frozen_epochs:
+      f = tf.cond(self.backbone_trains > 0.0,
+                  lambda: self.backbone(inputs, training=True),
+                  lambda: self.backbone(inputs, training=False))
+    else:
+      f = self.backbone(inputs, training=training)
     h = keras.activations.relu(
         self.fc1_norm(self.fc1(f), training=training))
     return f, h, self.fc2(h)
@@ -347,11 +368,19 @@ class SRDCModel(keras.Model):
   # === Steps ===
 
   def _lr_multipliers(self):
-    slow = set()
+    """Each trainable variable's gradient factor, None for 1."""
+    backbone = set()
     if self.backbone is not None:
-      slow.update(id(v) for v in self.backbone.trainable_variables)
-    slow.update((id(self.centres_f), id(self.centres_h)))
-    return [self.backbone_lr_multiplier if id(v) in slow else 1.0
+      backbone.update(id(v) for v in self.backbone.trainable_variables)
+    centres = {id(self.centres_f), id(self.centres_h)}
+    slow = (None if self.backbone_lr_multiplier == 1.0
+            else self.backbone_lr_multiplier)
+    backbone_factor = slow
+    if self.backbone_frozen_epochs:
+      # A zero gradient is a zero SGD step (its momentum starts at zero).
+      backbone_factor = self.backbone_lr_multiplier * self.backbone_trains
+    return [backbone_factor if id(v) in backbone
+            else slow if id(v) in centres else None
             for v in self.trainable_variables]
 
   def train_step(self, data):
@@ -361,7 +390,7 @@ class SRDCModel(keras.Model):
     gradients = tape.gradient(total, variables)
     # Scaling a gradient scales that variable's SGD step (momentum is linear
     # in it): the 0.1x learning rate of the backbone and the centres.
-    gradients = [g if g is None or m == 1.0 else g * m
+    gradients = [g if g is None or m is None else g * m
                  for g, m in zip(gradients, self._lr_multipliers())]
     self.optimizer.apply_gradients(
         [(g, v) for g, v in zip(gradients, variables) if g is not None])
@@ -466,6 +495,7 @@ class SRDCModel(keras.Model):
         "diversity_floor": self.diversity_floor,
         "source_label_smoothing": self.source_label_smoothing,
         "target_confidence_threshold": self.target_confidence_threshold,
+        "backbone_frozen_epochs": self.backbone_frozen_epochs,
     })
     return config
 
