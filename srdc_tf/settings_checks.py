@@ -39,8 +39,7 @@ def check(settings, with_baseline=False):
   """Raises if a setting is out of range or names a missing file.
 
   Args:
-    settings: a `run_settings.RunSettings`, or anything with its
-      attributes (the parsed flags).
+    settings: a `run_settings.RunSettings`.
     with_baseline: whether a source-only baseline is trained too.
 
   Raises:
@@ -154,7 +153,7 @@ def check_batch_norm_mode(settings):
   if mode not in backbones.BATCH_NORM_MODES:
     raise ValueError(f"--backbone_batch_norm must be one of "
                      f"{backbones.BATCH_NORM_MODES}, got {mode!r}")
-  if mode == "frozen" and _wholly_frozen(settings):
+  if mode == "frozen" and settings.caches_features:
     raise ValueError("--backbone_batch_norm=frozen has no effect with "
                      "--freeze_backbone: a frozen backbone's BatchNorm "
                      "layers always run in inference mode")
@@ -177,15 +176,9 @@ def check_backbone_frozen_epochs(settings):
   if not 0 <= epochs < settings.epochs:
     raise ValueError(f"--backbone_frozen_epochs must be in [0, --epochs="
                      f"{settings.epochs}), got {epochs}")
-  if epochs and _wholly_frozen(settings):
+  if epochs and settings.caches_features:
     raise ValueError(f"--backbone_frozen_epochs={epochs} has no effect with "
                      "--freeze_backbone: that backbone never trains")
-
-
-def _wholly_frozen(settings):
-  # --trainable_layers and --trainable_from train a frozen backbone's top.
-  return settings.freeze_backbone and not (
-      settings.trainable_layers is not None or settings.trainable_from)
 
 
 def check_output_folder(flag, path):

@@ -23,6 +23,11 @@ from srdc_tf.models import srdc_model
 MOBILENET_SHAPE = (32, 32, 3)
 
 
+def _batch_norm_paths(variables):
+  # MobileNetV2 names its BatchNorm layers "*_BN" and "*_bn".
+  return [v.path for v in variables if "_BN" in v.path or "_bn" in v.path]
+
+
 @pytest.fixture(scope="module")
 def mobilenet_split():
   return cut.split_backbone("mobilenet_v2", MOBILENET_SHAPE,
@@ -43,8 +48,7 @@ def test_mobilenet_last_block_cut(mobilenet_split):
           "Conv_1_bn"} <= top_layers
   assert "block_15_add" not in top_layers
   # BatchNorm above the cut trains (the paper fine-tunes it); none below.
-  assert any("_BN" in v.path or "_bn" in v.path
-             for v in mobilenet_split.top.trainable_variables)
+  assert _batch_norm_paths(mobilenet_split.top.trainable_variables)
   assert not mobilenet_split.bottom.trainable_variables
 
 
@@ -94,8 +98,7 @@ def test_frozen_batch_norm_runs_the_top_in_inference_mode():
     np.testing.assert_array_equal(before, after.numpy())
   # Only the four convolutions' kernels still train.
   assert len(split.top.trainable_variables) == 4
-  assert not [v.path for v in split.top.trainable_variables
-              if "_BN" in v.path or "_bn" in v.path]
+  assert not _batch_norm_paths(split.top.trainable_variables)
 
 
 @pytest.mark.parametrize("mode,trained_batch_norm_variables",
@@ -110,8 +113,7 @@ def test_backbone_batch_norm_setting_reaches_the_model(
       images=np.zeros((2, 4, 1, 1, 160), np.float32))
   model = run_data.build_model(
       settings, run_data.RunData(domain, domain, domain, frozen_backbone=True))
-  trained = [v.path for v in model.backbone.trainable_variables
-             if "_BN" in v.path or "_bn" in v.path]
+  trained = _batch_norm_paths(model.backbone.trainable_variables)
   assert len(trained) == trained_batch_norm_variables, trained
 
 

@@ -36,55 +36,45 @@ def test_label_smoothing_with_entropy_selection_is_cautioned(
 
 
 _MOBILENET = {"backbone": "mobilenet_v2", "image_size": 32}
+_BATCH_NORM = settings_checks.check_batch_norm_mode
+_FROZEN_EPOCHS = settings_checks.check_backbone_frozen_epochs
 
 
-@pytest.mark.parametrize("changes", [
-    {"backbone_batch_norm": "train"},
-    {"backbone_batch_norm": "frozen", **_MOBILENET},
+@pytest.mark.parametrize("check, changes", [
+    (_BATCH_NORM, {"backbone_batch_norm": "train"}),
+    (_BATCH_NORM, {"backbone_batch_norm": "frozen", **_MOBILENET}),
     # The benchmarks freeze the backbone and train its top: a valid pair.
-    {"backbone_batch_norm": "frozen", "freeze_backbone": True,
-     "trainable_layers": 12, **_MOBILENET},
-    {"backbone_batch_norm": "frozen", "freeze_backbone": True,
-     "trainable_from": "Conv_1", **_MOBILENET},
+    (_BATCH_NORM, {"backbone_batch_norm": "frozen", "freeze_backbone": True,
+                   "trainable_layers": 12, **_MOBILENET}),
+    (_BATCH_NORM, {"backbone_batch_norm": "frozen", "freeze_backbone": True,
+                   "trainable_from": "Conv_1", **_MOBILENET}),
+    (_FROZEN_EPOCHS, {"backbone_frozen_epochs": 0}),
+    (_FROZEN_EPOCHS, {"backbone_frozen_epochs": 2, "epochs": 3}),
+    (_FROZEN_EPOCHS, {"backbone_frozen_epochs": 10, "freeze_backbone": True,
+                      "trainable_layers": 12, **_MOBILENET}),
 ])
-def test_batch_norm_mode_accepted(changes):
-  settings_checks.check_batch_norm_mode(_settings(**changes))
+def test_backbone_training_settings_accepted(check, changes):
+  check(_settings(**changes))
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"backbone_batch_norm": "frozen"},
+@pytest.mark.parametrize("check, changes, message", [
+    (_BATCH_NORM, {"backbone_batch_norm": "frozen"},
      "--backbone_batch_norm=frozen has no effect with --backbone=lenet"),
-    ({"backbone_batch_norm": "frozen", "freeze_backbone": True, **_MOBILENET},
+    (_BATCH_NORM, {"backbone_batch_norm": "frozen", "freeze_backbone": True,
+                   **_MOBILENET},
      "--backbone_batch_norm=frozen has no effect with --freeze_backbone"),
-    ({"backbone_batch_norm": "inference", **_MOBILENET},
+    (_BATCH_NORM, {"backbone_batch_norm": "inference", **_MOBILENET},
      "--backbone_batch_norm must be one of ('train', 'frozen'), got "
      "'inference'"),
-])
-def test_batch_norm_mode_refused(changes, message):
-  with pytest.raises(ValueError) as error:
-    settings_checks.check_batch_norm_mode(_settings(**changes))
-  assert message in str(error.value)
-
-
-@pytest.mark.parametrize("changes, message", [
-    ({"backbone_frozen_epochs": -1, "epochs": 3},
+    (_FROZEN_EPOCHS, {"backbone_frozen_epochs": -1, "epochs": 3},
      "--backbone_frozen_epochs must be in [0, --epochs=3), got -1"),
-    ({"backbone_frozen_epochs": 3, "epochs": 3},
+    (_FROZEN_EPOCHS, {"backbone_frozen_epochs": 3, "epochs": 3},
      "--backbone_frozen_epochs must be in [0, --epochs=3), got 3"),
-    ({"backbone_frozen_epochs": 1, "freeze_backbone": True, **_MOBILENET},
+    (_FROZEN_EPOCHS, {"backbone_frozen_epochs": 1, "freeze_backbone": True,
+                      **_MOBILENET},
      "--backbone_frozen_epochs=1 has no effect with --freeze_backbone"),
 ])
-def test_backbone_frozen_epochs_refused(changes, message):
+def test_backbone_training_settings_refused(check, changes, message):
   with pytest.raises(ValueError) as error:
-    settings_checks.check_backbone_frozen_epochs(_settings(**changes))
+    check(_settings(**changes))
   assert message in str(error.value)
-
-
-@pytest.mark.parametrize("changes", [
-    {"backbone_frozen_epochs": 0},
-    {"backbone_frozen_epochs": 2, "epochs": 3},
-    {"backbone_frozen_epochs": 10, "freeze_backbone": True,
-     "trainable_layers": 12, **_MOBILENET},
-])
-def test_backbone_frozen_epochs_accepted(changes):
-  settings_checks.check_backbone_frozen_epochs(_settings(**changes))

@@ -176,15 +176,8 @@ def freeze_batch_norm(model):
     The number of BatchNorm layers frozen.
   """
   frozen = 0
-  for layer in _all_layers(model):
+  for layer in model._flatten_layers(include_self=False):  # pylint: disable=protected-access
     if isinstance(layer, keras.layers.BatchNormalization):
       layer.trainable = False
       frozen += 1
   return frozen
-
-
-def _all_layers(model):
-  for layer in model.layers:
-    yield layer
-    if isinstance(layer, keras.Model):
-      yield from _all_layers(layer)
