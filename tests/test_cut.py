@@ -287,7 +287,8 @@ def test_a_run_on_cached_views_exports_the_whole_network(
       "--cached_views=2", "--random_translate=2", f"--model_dir={model_dir}",
       f"--export_dir={export_dir}")
   assert result.returncode == 0, result.stderr[-4000:]
-  cache = os.listdir(model_dir / "feature_cache")
+  cache = [name for name in os.listdir(model_dir / "feature_cache")
+           if name.endswith(".npy")]
   assert len(cache) == 2, cache  # Source and target, 2 views each.
   for name in cache:
     assert np.load(model_dir / "feature_cache" / name).shape[1] == 2, name

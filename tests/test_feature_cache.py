@@ -35,8 +35,9 @@ def test_features_match_the_backbone_and_are_cached(tmp_path):
                              atol=1e-6)
   np.testing.assert_array_equal(cached.labels, domain.labels)
   assert cached.is_features
-  files = os.listdir(tmp_path)
-  assert len(files) == 1 and files[0].endswith(".npy")
+  # The cache file and its record (`cache_records`).
+  files = sorted(os.listdir(tmp_path))
+  assert [os.path.splitext(name)[1] for name in files] == [".json", ".npy"]
   # A second call reads the file: a different backbone is not consulted.
   other = build_backbone("lenet", (32, 32, 3), trainable=False)
   again = feature_cache.backbone_features(domain, other, transform, 7,
@@ -211,8 +212,7 @@ def test_a_cache_build_stopped_midway_leaves_no_file(tmp_path, monkeypatch,
 def test_a_damaged_cache_file_is_computed_again(tmp_path, damage):
   args = _cache_args(tmp_path)
   first = np.asarray(feature_cache.backbone_features(*args).images)
-  [name] = os.listdir(tmp_path / "cache")
-  path = tmp_path / "cache" / name
+  [path] = (tmp_path / "cache").glob("*.npy")
   data = path.read_bytes()
   path.write_bytes(data[:len(data) // 2] if damage == "truncated"
                    else b"not a cache")

@@ -22,7 +22,7 @@ SCRIPTS = PYPROJECT["scripts"]
 # Flags every binary lists first in its --help.
 FIRST_FLAG = {"srdc-train": "--task", "srdc-evaluate": "--saved_model",
               "srdc-export": "--model_dir", "srdc-report": "--run_dirs",
-              "srdc-predict": "--model"}
+              "srdc-predict": "--model", "srdc-cache": "--cache_dir"}
 
 
 def _pins(name):
@@ -42,7 +42,7 @@ def test_every_pinned_requirement_is_a_dependency_in_range():
     assert ranges[pin.name.lower()].specifier.contains(version), pin
 
 
-def test_the_five_console_scripts_point_at_cli_mains():
+def test_the_console_scripts_point_at_cli_mains():
   assert set(SCRIPTS) == set(FIRST_FLAG)
   for target in SCRIPTS.values():
     # Found without importing: the binaries' flags would clash in one
@@ -91,6 +91,10 @@ def test_help_lists_the_binary_s_own_flags_first_and_short(name):
      "error: flag --top_k=0: 0 is not a positive integer"),
     ("srdc-report", ["--run_dirs=runs/nowhere", "--output=/tmp/t"],
      "error: --run_dirs: no folder 'runs/nowhere'"),
+    ("srdc-cache", ["--cache_dir=runs/nowhere"],
+     "error: --cache_dir: no folder 'runs/nowhere'"),
+    ("srdc-cache", ["--cache_dir=.", "--prune_unused_days=-1"],
+     "error: --prune_unused_days must be >= 0, got -1.0"),
     ("srdc-export", ["--model_dir=/nonexistent", "--export_dir=/tmp/e"],
      "error: --model_dir='/nonexistent' is not a folder"),
     ("srdc-train", ["--source=synthetic:source", "--target=synthetic:target",

@@ -18,6 +18,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from srdc_tf import cache_records
 from srdc_tf import console
 from srdc_tf import write_guard
 from srdc_tf.data import digests
@@ -89,20 +90,34 @@ def transform_description(transform):
   return f"{type(transform).__name__}({', '.join(described)})"
 
 
-def cache_key(domain, backbone_id, transform, views=None):
-  """A name for the features of `domain` under a backbone and transform:
-  the domain's name, a digest of its content (`content_fingerprint`), the
-  backbone and its weights (`backbone_id`), the transform
-  (`transform_description`) and the number of views (None: the evaluation
-  view alone, as `[N, D]` rows)."""
-  described = [domain.name, len(domain), content_fingerprint(domain),
-               backbone_id, transform_description(transform)]
-  if views is not None:
-    described += [int(views), VIEW_SEED]
-  description = json.dumps(described)
-  digest = hashlib.sha1(description.encode()).hexdigest()[:16]
-  safe = "".join(c if c.isalnum() else "_" for c in domain.name)
+def cache_description(domain, backbone_id, transform, views=None):
+  """What the features of `domain` under a backbone and transform are made
+  from: the domain's name, its size and a digest of its content
+  (`content_fingerprint`), the backbone and its weights (`backbone_id`),
+  the transform (`transform_description`) and the views (None: the
+  evaluation view alone, as `[N, D]` rows). Their cache's key is a digest
+  of it, and its record (`cache_records`) holds it."""
+  return {"domain": domain.name, "examples": len(domain),
+          "content": content_fingerprint(domain), "backbone": backbone_id,
+          "transform": transform_description(transform),
+          "views": None if views is None else int(views),
+          "view_seed": None if views is None else VIEW_SEED}
+
+
+def _key(description):
+  described = [description[name] for name in
+               ("domain", "examples", "content", "backbone", "transform")]
+  if description["views"] is not None:
+    described += [description["views"], description["view_seed"]]
+  digest = hashlib.sha1(json.dumps(described).encode()).hexdigest()[:16]
+  safe = "".join(c if c.isalnum() else "_" for c in description["domain"])
   return f"{safe}-{digest}"
+
+
+def cache_key(domain, backbone_id, transform, views=None):
+  """A name for the features of `domain` under a backbone and transform: a
+  digest of `cache_description`, after the domain's name."""
+  return _key(cache_description(domain, backbone_id, transform, views))
 
 
 # A cache is read whole into memory when what that costs fits in this
@@ -234,9 +249,11 @@ def backbone_features(domain, backbone, transform, batch_size=64,
   if cache_dir:
     if not backbone_id:
       raise ValueError("backbone_id is required with cache_dir")
-    path = os.path.join(
-        cache_dir, cache_key(domain, backbone_id, transform, views) + ".npy")
+    description = cache_description(domain, backbone_id, transform, views)
+    path = os.path.join(cache_dir, _key(description) + ".npy")
   features = _read(path, domain) if path and os.path.isfile(path) else None
+  if features is not None:
+    cache_records.mark_used(path, description)
   if features is None:
     if path:
       # Before the frozen network runs (Amazon's 4 views: 14 minutes
@@ -260,6 +277,7 @@ def backbone_features(domain, backbone, transform, batch_size=64,
         os.makedirs(cache_dir, exist_ok=True)
         _write_rows(staging, rows, len(domain))
         os.replace(staging, path)  # Never a half-written cache file.
+      cache_records.write_record(path, description)
       features = _open(path)
     else:
       features = np.concatenate(list(rows))
