@@ -9,6 +9,9 @@ which nothing uses again. So every cache file `<key>.npy` gets a record
 modification time is when a run last read or wrote the cache. Files a
 run was writing when it was killed (`<key>.npy.<pid>.tmp.npy`) are
 listed too: they are never read and only take room.
+
+This module sits outside `srdc_tf.data`, whose package imports TensorFlow,
+so that `srdc-cache` lists a folder without loading it.
 """
 
 import dataclasses
