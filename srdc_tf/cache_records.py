@@ -22,6 +22,8 @@ import re
 
 from absl import logging
 
+from srdc_tf import write_guard
+
 RECORD_SUFFIX = ".json"
 _CACHE_SUFFIX = ".npy"
 _STAGING = re.compile(r"^(?P<cache>.+\.npy)\.(?P<pid>\d+)\.tmp\.npy$")
@@ -153,16 +155,6 @@ def list_entries(cache_dir):
   return sorted(entries, key=lambda entry: entry.last_used)
 
 
-def _process_exists(pid):
-  try:
-    os.kill(pid, 0)
-  except ProcessLookupError:
-    return False
-  except PermissionError:
-    return True
-  return True
-
-
 def removable(entries, unused_for_seconds, now, process_exists=None):
   """The entries a clean-up may remove: not used for `unused_for_seconds`.
 
@@ -184,7 +176,7 @@ def removable(entries, unused_for_seconds, now, process_exists=None):
   if unused_for_seconds < 0:
     raise ValueError(
         f"unused_for_seconds must be >= 0, got {unused_for_seconds!r}")
-  process_exists = process_exists or _process_exists
+  process_exists = process_exists or write_guard.process_alive
   return [entry for entry in entries
           if now - entry.last_used >= unused_for_seconds
           and not (entry.is_partial and process_exists(entry.writer_pid))]

@@ -313,16 +313,6 @@ def make_world_readable(root):
       os.chmod(os.path.join(folder, name), 0o644)
 
 
-def _process_alive(pid):
-  try:
-    os.kill(pid, 0)
-  except ProcessLookupError:
-    return False
-  except PermissionError:  # Someone else's process.
-    return True
-  return True
-
-
 def _staging_prefix():
   return f"{_STAGING_PREFIX}{socket.gethostname()}-{os.getpid()}-"
 
@@ -359,7 +349,7 @@ def stale_staging(export_base, now=None):
     except OSError:
       continue  # Removed meanwhile.
     if old or (match and match.group(1) == host
-               and not _process_alive(int(match.group(2)))):
+               and not write_guard.process_alive(int(match.group(2)))):
       stale.append(path)
   return stale
 

@@ -63,6 +63,25 @@ def estimate_bytes(variables):
   return total
 
 
+def process_alive(pid):
+  """Whether process `pid` runs on this machine: a staging file or folder
+  named after a live writer must not be cleaned up under it.
+
+  Args:
+    pid: a process id.
+
+  Returns:
+    True when it runs (someone else's process included).
+  """
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:  # Someone else's process.
+    return True
+  return True
+
+
 def _existing_folder(path):
   """`path` or its nearest ancestor that exists."""
   path = os.path.abspath(path)
