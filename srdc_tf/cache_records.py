@@ -26,7 +26,8 @@ from srdc_tf import write_guard
 
 RECORD_SUFFIX = ".json"
 _CACHE_SUFFIX = ".npy"
-_STAGING = re.compile(r"^(?P<cache>.+\.npy)\.(?P<pid>\d+)\.tmp\.npy$")
+# `staging_path`'s names: `<key>.npy.<pid>.tmp.npy`.
+_STAGING = re.compile(r"^.+\.npy\.(?P<pid>\d+)\.tmp\.npy$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +53,13 @@ class CacheEntry:
   @property
   def is_partial(self):
     return self.writer_pid is not None
+
+
+def staging_path(cache_path):
+  """Where this process writes the cache file `cache_path` before renaming
+  it into place (`<key>.npy.<pid>.tmp.npy`): named after the writer, so
+  that a clean-up can tell a killed run's file from a live one's."""
+  return f"{cache_path}.{os.getpid()}.tmp{_CACHE_SUFFIX}"
 
 
 def record_path(cache_path):
@@ -149,8 +157,9 @@ def list_entries(cache_dir):
     record, size, last_used = None, stat.st_size, stat.st_mtime
     if os.path.isfile(record_file):
       record = _read_record(record_file)
-      size += os.stat(record_file).st_size
-      last_used = max(last_used, os.stat(record_file).st_mtime)
+      record_stat = os.stat(record_file)
+      size += record_stat.st_size
+      last_used = max(last_used, record_stat.st_mtime)
     entries.append(CacheEntry(path, size, last_used, record))
   return sorted(entries, key=lambda entry: entry.last_used)
 

@@ -91,6 +91,16 @@ def test_entries_are_listed_oldest_use_first_with_what_they_hold(tmp_path):
   assert not by_name["recent.npy"].is_partial
 
 
+def test_a_file_being_written_is_listed_as_its_writer_s(tmp_path):
+  staging = cache_records.staging_path(str(tmp_path / "key.npy"))
+  with open(staging, "wb") as f:
+    f.write(b"\0" * 8)
+  [entry] = cache_records.list_entries(str(tmp_path))
+  assert entry.is_partial and entry.writer_pid == os.getpid()
+  # The writer runs: no clean-up removes its file, however old.
+  assert cache_records.removable([entry], 0, time.time() + 365 * _DAY) == []
+
+
 def test_no_folder_is_an_error_naming_it(tmp_path):
   with pytest.raises(ValueError, match="no folder '.*nowhere'"):
     cache_records.list_entries(str(tmp_path / "nowhere"))

@@ -271,7 +271,7 @@ def backbone_features(domain, backbone, transform, batch_size=64,
     rows = _rows(backbone, _view_batches(domain, batch_size, transform,
                                          views), views, progress)
     if path:
-      staging = path + f".{os.getpid()}.tmp.npy"
+      staging = cache_records.staging_path(path)
       with write_guard.guarded(_what(domain), cache_dir,
                                "no cache file was changed", cleanup=staging):
         os.makedirs(cache_dir, exist_ok=True)
