@@ -2,6 +2,8 @@
 
 import tensorflow as tf
 
+from srdc_tf.clustering import distances
+
 FEATURE_ASSIGNMENTS = ("softmax", "normalized_kernel")
 
 
@@ -40,14 +42,7 @@ def feature_assignment_logits(features, centres, alpha=1.0,
   if assignment not in FEATURE_ASSIGNMENTS:
     raise ValueError(f"assignment must be one of {FEATURE_ASSIGNMENTS}, got "
                      f"{assignment!r}")
-  features = tf.cast(features, tf.float32)
-  centres = tf.cast(centres, tf.float32)
-  # ||z||^2 + ||mu||^2 - 2 z.mu avoids an [N, K, D] difference tensor.
-  squared = (
-      tf.reduce_sum(tf.square(features), axis=1, keepdims=True)
-      + tf.reduce_sum(tf.square(centres), axis=1)[tf.newaxis, :]
-      - 2.0 * tf.matmul(features, centres, transpose_b=True))
-  squared = tf.maximum(squared, 0.0)
+  squared = distances.squared_distances(features, centres)
   if assignment == "normalized_kernel":
     return -(alpha + 1.0) / 2.0 * tf.math.log1p(squared / alpha)
   return tf.pow(1.0 + squared / alpha, -(alpha + 1.0) / 2.0)
