@@ -8,7 +8,8 @@
 # target_confidence_95, warmup_3), the released code's other k-means
 # (spherical_kmeans: its --cluster_method, off in its run script) and the
 # peers' LeNet dropout (lenet_dropout, digits only: the Office-31 runs have
-# no LeNet).
+# no LeNet) and the last epochs on neighbour-voted target labels
+# (neighbour_refinement).
 #   SRDC_DATA_ROOT=<folder holding office31/> MOBILENET_WEIGHTS=<file> \
 #   TFDS_DATA_DIR=<folder holding mnist/ and usps/> \
 #     [SEEDS="0"] [VARIANTS="defaults released ..."] [FAMILIES="office31 digits"] \
@@ -38,6 +39,7 @@ declare -A variant_flags=(
   [warmup_3]="--warmup_epochs=3"
   [lenet_dropout]="--lenet_dropout=0.5"
   [spherical_kmeans]="--spherical_kmeans"
+  [neighbour_refinement]="--refinement_epochs=5"
   [released]="--nosoft_selection --norecalibrate_batch_norm --empty_clusters=zero --kmeans_labels=last_iteration --head_init=pytorch --epoch_structure=passes --momentum_convention=pytorch"
 )
 variants=${VARIANTS:-defaults released soft_selection_off moving_bn_statistics empty_clusters_zero kmeans_labels_last_iteration head_init_pytorch epoch_structure_passes momentum_pytorch feature_assignment_normalized}

@@ -22,7 +22,8 @@ RELEASED_CODE_SWITCHES = ("empty_clusters", "kmeans_labels", "head_init",
                           "diversity_floor", "source_label_smoothing",
                           "target_confidence_threshold", "warmup_epochs",
                           "lenet_dropout", "backbone_batch_norm",
-                          "backbone_frozen_epochs")
+                          "backbone_frozen_epochs", "refinement_epochs",
+                          "refinement_neighbours")
 
 
 # Views cached per image when only a backbone's top trains (see
@@ -89,6 +90,8 @@ class RunSettings:
   source_label_smoothing: float = 0.0
   target_confidence_threshold: float = 0.0
   warmup_epochs: int = 1
+  refinement_epochs: int = 0
+  refinement_neighbours: int = 3
   lenet_dropout: float = 0.0
   epoch_structure: str = "stream"
   momentum_convention: str = "keras"

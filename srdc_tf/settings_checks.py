@@ -84,6 +84,15 @@ def check(settings, with_baseline=False):
   if not 1 <= settings.warmup_epochs <= settings.epochs:
     raise ValueError(f"--warmup_epochs must be in [1, --epochs="
                      f"{settings.epochs}], got {settings.warmup_epochs}")
+  if not 0 <= settings.refinement_epochs < settings.epochs - (
+      settings.warmup_epochs):
+    raise ValueError(
+        f"--refinement_epochs must be in [0, --epochs - --warmup_epochs = "
+        f"{settings.epochs - settings.warmup_epochs}), so that SRDC's own "
+        f"clustering runs first; got {settings.refinement_epochs}")
+  if settings.refinement_neighbours < 1:
+    raise ValueError(f"--refinement_neighbours must be >= 1, got "
+                     f"{settings.refinement_neighbours}")
   if not 0.0 <= settings.beta <= 1.0:
     raise ValueError(f"--beta must be in [0, 1], got {settings.beta}")
   if settings.alpha <= 0:

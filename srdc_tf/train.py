@@ -176,6 +176,16 @@ flags.DEFINE_integer("warmup_epochs", 1,
                      "(lambda 0) before the paper's ramp of the target "
                      "terms runs over the remaining ones (1: the paper; "
                      "above 1 beyond it).")
+flags.DEFINE_integer("refinement_epochs", 0,
+                     "The last epochs train on target labels voted by each "
+                     "target sample and its --refinement_neighbours nearest "
+                     "target neighbours (cosine of the backbone's features), "
+                     "taken once at the first of them (beyond the paper; "
+                     "0: none).")
+flags.DEFINE_integer("refinement_neighbours", 3,
+                     "Neighbours of each target sample in the vote of "
+                     "--refinement_epochs (3: NRC's and AaD's Office-31 "
+                     "value).")
 flags.DEFINE_float("lenet_dropout", 0.0,
                    "Dropout rate of a trained LeNet: on conv2's channels "
                    "and on fc's units, as CDAN's and SHOT's LeNet (0.5); "

@@ -77,6 +77,11 @@ def test_unknown_backbone_is_refused(tmp_path):
      "--target_confidence_threshold must be in [0, 1), got 1.0"),
     (["--warmup_epochs=3", "--epochs=2"],
      "--warmup_epochs must be in [1, --epochs=2], got 3"),
+    (["--refinement_epochs=2", "--epochs=3"],
+     "--refinement_epochs must be in [0, --epochs - --warmup_epochs = 2), "
+     "so that SRDC's own clustering runs first; got 2"),
+    (["--refinement_neighbours=0"],
+     "--refinement_neighbours must be >= 1, got 0"),
     (["--momentum=1.0"], "--momentum must be in [0, 1), got 1.0"),
     (["--lenet_dropout=1"], "--lenet_dropout must be in [0, 1), got 1.0"),
     (["--lenet_dropout=0.5", "--backbone=mobilenet_v2", "--image_size=32"],

@@ -344,3 +344,63 @@ def test_callback_sets_lambda_zero_through_the_warmup(warmup_epochs):
   assert 0.0 < lambdas[warmup_epochs] < lambdas[-1] < 1.0
   # q is the k-means one-hot labels in the first epoch only, warm-up or not.
   assert mixes == [0.0] + [0.5] * 19
+
+
+# === The callback: refinement epochs train on the neighbour vote ===
+
+
+def _domain_batches(features, labels):
+  return tf.data.Dataset.from_tensor_slices((
+      np.asarray(features, np.float32), np.asarray(labels, np.int32),
+      np.arange(len(labels), dtype=np.int32))).batch(3)
+
+
+def test_refinement_epochs_train_on_the_vote_taken_once():
+  from srdc_tf.clustering import neighbours  # pylint: disable=g-import-not-at-top
+  from srdc_tf.models.srdc_model import SRDCModel  # pylint: disable=g-import-not-at-top
+  import keras  # pylint: disable=g-import-not-at-top
+  keras.utils.set_random_seed(0)
+  model = SRDCModel(None, num_classes=2, input_shape=(2,),
+                    num_source_examples=4, num_target_examples=4,
+                    bottleneck_dim=3, beta=0.5)
+  target = _domain_batches(TARGET_F, [-1] * 4)
+  callback = EpochStateCallback(_domain_batches(SOURCE_F, SOURCE_LABELS),
+                                target, epochs=4, refinement_epochs=2,
+                                refinement_neighbours=1)
+  callback.set_model(model)
+
+  def vote():
+    f, _, logits = model.embed(np.asarray(TARGET_F, np.float32))
+    return np.asarray(neighbours.voted_labels(f, logits, 1))
+
+  callback.on_epoch_begin(1)
+  # Before refinement: the f-level k-means labels and q mixed by beta.
+  np.testing.assert_array_equal(model.target_pseudo_labels, F_LABELS)
+  assert float(model.q_mix) == 0.5
+  assert "refinement_changed" not in callback.epoch_logs
+  callback.on_epoch_begin(2)
+  voted = vote()
+  np.testing.assert_array_equal(model.target_pseudo_labels, voted)
+  assert float(model.q_mix) == 0.0
+  _, _, logits = model.embed(np.asarray(TARGET_F, np.float32))
+  assert callback.epoch_logs["refinement_changed"] == pytest.approx(
+      np.mean(voted != np.argmax(logits, axis=1)))
+  # The classifier flips every prediction; the next epoch keeps the vote.
+  model.fc2.kernel.assign(-model.fc2.kernel)
+  model.fc2.bias.assign(-model.fc2.bias)
+  assert not np.array_equal(vote(), voted)
+  callback.on_epoch_begin(3)
+  np.testing.assert_array_equal(model.target_pseudo_labels, voted)
+  assert float(model.q_mix) == 0.0
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"refinement_epochs": 4}, "refinement_epochs must be in [0, epochs=4), "
+     "got 4"),
+    ({"refinement_epochs": -1}, "got -1"),
+    ({"refinement_neighbours": 0}, "refinement_neighbours must be >= 1, "
+     "got 0"),
+])
+def test_callback_rejects_bad_refinement_settings(kwargs, message):
+  with pytest.raises(ValueError, match=re.escape(message)):
+    EpochStateCallback(None, None, epochs=4, **kwargs)

@@ -5,6 +5,7 @@ import numpy as np
 
 from srdc_tf import clustering
 from srdc_tf import objectives
+from srdc_tf.clustering import neighbours as neighbours_lib
 from srdc_tf.models import inference
 
 
@@ -38,10 +39,20 @@ class EpochStateCallback(keras.callbacks.Callback):
   weights instead of recomputing it from weights that are already half an
   epoch further.
 
+  With `refinement_epochs` R > 0 (beyond the paper), the last R epochs
+  train on the target labels voted by each sample and its
+  `refinement_neighbours` nearest target neighbours
+  (`clustering.neighbours`), as one-hot q: the vote is taken once, at the
+  first of them, from that epoch's pass, and kept in
+  `model.target_pseudo_labels` (so a resumed run keeps it too); k-means
+  still sets the centres and the source weights.
+
   At epoch end it adds to the logs what the state was: `lambda`,
   `kmeans_accuracy` and `classifier_accuracy` (against target labels, when
   the target has them; reported only, never trained on), `kmeans_agreement`
-  (pseudo-labels against the classifier) and `source_weight_mean`.
+  (pseudo-labels against the classifier), `source_weight_mean`, and at
+  the first refinement epoch `refinement_changed` (the share of the
+  target whose voted label differs from the classifier's prediction).
 
   Args:
     source_data: `(image, label, index)` batches of the whole source, no
@@ -62,6 +73,9 @@ class EpochStateCallback(keras.callbacks.Callback):
     target_shards: the same for the target.
     sum_over_shards: sums per-shard values over every shard of every
       process (`distribute.EpochSharding.sum_over_shards`).
+    refinement_epochs: the last epochs that train on neighbour-voted
+      target labels; 0 (the paper) for none.
+    refinement_neighbours: neighbours of each sample in the vote.
   """
 
   def __init__(self, source_data, target_data, epochs, warmup_epochs=1,
@@ -69,7 +83,8 @@ class EpochStateCallback(keras.callbacks.Callback):
                spherical_kmeans=False, centre_init="mean",
                soft_selection=True, empty_clusters="keep",
                kmeans_labels="final", source_shards=None, target_shards=None,
-               sum_over_shards=clustering.local_sum):
+               sum_over_shards=clustering.local_sum, refinement_epochs=0,
+               refinement_neighbours=3):
     super().__init__()
     self.source_data = source_data
     self.target_data = target_data
@@ -84,6 +99,14 @@ class EpochStateCallback(keras.callbacks.Callback):
     self.soft_selection = bool(soft_selection)
     self.empty_clusters = empty_clusters
     self.kmeans_labels = kmeans_labels
+    if not 0 <= int(refinement_epochs) < self.epochs:
+      raise ValueError(f"refinement_epochs must be in [0, epochs="
+                       f"{self.epochs}), got {refinement_epochs!r}")
+    if int(refinement_neighbours) < 1:
+      raise ValueError(f"refinement_neighbours must be >= 1, got "
+                       f"{refinement_neighbours!r}")
+    self.refinement_epochs = int(refinement_epochs)
+    self.refinement_neighbours = int(refinement_neighbours)
     self.last_state = None
     self.last_outputs = None
     self._epoch_logs = {}
@@ -116,7 +139,11 @@ class EpochStateCallback(keras.callbacks.Callback):
     penalty = objectives.penalty_ramp(epoch, self.epochs,
                                       self.warmup_epochs)
     model.penalty.assign(penalty)
-    model.q_mix.assign(0.0 if epoch == 0 else model.beta)
+    first_refinement = self.epochs - self.refinement_epochs
+    refining = self.refinement_epochs and epoch >= first_refinement
+    # One-hot q in the first epoch (k-means labels) and while refining
+    # (voted labels).
+    model.q_mix.assign(0.0 if epoch == 0 or refining else model.beta)
     self._epoch_logs = {"lambda": penalty}
     if model.source_only:
       return
@@ -139,7 +166,10 @@ class EpochStateCallback(keras.callbacks.Callback):
         spherical=self.spherical_kmeans, centre_init=self.centre_init,
         soft_selection=self.soft_selection,
         empty_clusters=self.empty_clusters, kmeans_labels=self.kmeans_labels)
-    model.target_pseudo_labels.assign(state.pseudo_labels)
+    if not refining:
+      model.target_pseudo_labels.assign(state.pseudo_labels)
+    elif epoch == first_refinement:
+      self._vote(target_shards, target, num_target)
     model.centres_f.assign(state.centres_f)
     model.centres_h.assign(state.centres_h)
     model.source_weights.assign(state.source_weights)
@@ -168,6 +198,19 @@ class EpochStateCallback(keras.callbacks.Callback):
   def on_epoch_end(self, epoch, logs=None):
     if logs is not None:
       logs.update(self._epoch_logs)
+
+  def _vote(self, target_shards, target, num_target):
+    """Sets the pseudo-labels to the neighbour vote over the whole target
+    (every process gathers every shard's `f` and logits)."""
+    gather = lambda rows: np.asarray(clustering.gather_rows(  # pylint: disable=g-long-lambda
+        target_shards, rows, num_target, self.sum_over_shards))
+    logits = gather([out.logits for out in target])
+    voted = neighbours_lib.voted_labels(
+        gather([out.f for out in target]), logits,
+        min(self.refinement_neighbours, num_target - 1))
+    self.model.target_pseudo_labels.assign(voted)
+    self._epoch_logs["refinement_changed"] = neighbours_lib.changed_fraction(
+        voted, np.argmax(logits, axis=1))
 
   def _embed(self, shards, label):
     return [inference.extract(self.model, shard, label) for shard in shards]

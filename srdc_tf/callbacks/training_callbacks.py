@@ -127,7 +127,9 @@ def _epoch_state(settings, data, strategy, eval_batch, transform):
       centre_init=settings.centre_init,
       soft_selection=settings.soft_selection,
       empty_clusters=settings.empty_clusters,
-      kmeans_labels=settings.kmeans_labels)
+      kmeans_labels=settings.kmeans_labels,
+      refinement_epochs=settings.refinement_epochs,
+      refinement_neighbours=settings.refinement_neighbours)
 
 
 def _backup_record(settings, data, steps):
