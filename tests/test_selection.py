@@ -111,12 +111,13 @@ def _tiny_model():
 
 
 def _fit(select_by, values, shares=None, max_share=None,
-         exclude_after_herding=False):
+         exclude_after_herding=False, first_candidate_epoch=0):
   model = _tiny_model()
   scripted = _ScriptedScores(values, shares)
   keeper = model_selection.BestEpochWeights(
       select_by, scripted, max_share,
-      exclude_after_herding=exclude_after_herding)
+      exclude_after_herding=exclude_after_herding,
+      first_candidate_epoch=first_candidate_epoch)
   x = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
   model.fit(x, np.zeros((4, 2), np.float32), epochs=len(values),
             batch_size=2, verbose=0, callbacks=[scripted, keeper])
@@ -234,6 +235,21 @@ def test_callback_excludes_the_epochs_after_a_herd(exclude_after_herding,
       "snd", [1.0, 3.0, 2.0, 5.0], shares=[0.2, 0.9, 0.3, 0.2],
       max_share=0.6, exclude_after_herding=exclude_after_herding)
   assert keeper.herding_epoch == 1
+  chosen = keeper.finish(model, final_epoch=3)
+  assert chosen.epoch == expected
+  for got, want in zip(model.get_weights(), scripted.weights_at[expected]):
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("first_candidate_epoch, expected", [
+    (0, 1),  # The best score.
+    (2, 2),  # The best of epochs 2 and 3.
+    (3, 3),  # The last epoch alone (a refinement run's).
+])
+def test_callback_never_keeps_an_epoch_before_the_first_candidate(
+    first_candidate_epoch, expected):
+  model, scripted, keeper = _fit("snd", [1.0, 5.0, 3.0, 2.0],
+                                 first_candidate_epoch=first_candidate_epoch)
   chosen = keeper.finish(model, final_epoch=3)
   assert chosen.epoch == expected
   for got, want in zip(model.get_weights(), scripted.weights_at[expected]):

@@ -64,15 +64,21 @@ class BestEpochWeights(keras.callbacks.Callback):
       (None: balance alone decides which epochs collapsed).
     exclude_after_herding: whether no epoch from the run's first herding
       (`selection.herding_epoch`) on is kept.
+    first_candidate_epoch: no earlier epoch is kept (0-based); a run with
+      `--refinement_epochs` passes its last epoch, because its scores
+      reward the epochs before the refinement (the target entropy rises
+      while the model learns the voted labels) and keeping one of them
+      would undo it.
   """
 
   def __init__(self, select_by, scores, max_share=None,
-               exclude_after_herding=False):
+               exclude_after_herding=False, first_candidate_epoch=0):
     super().__init__()
     self.select_by = selection.check_select_by(select_by)
     self.scores = scores
     self.max_share = max_share
     self.exclude_after_herding = exclude_after_herding
+    self.first_candidate_epoch = int(first_candidate_epoch)
     self.epochs_seen = []
     self._last_accuracy = None
     self._best = None
@@ -83,7 +89,7 @@ class BestEpochWeights(keras.callbacks.Callback):
     accuracy = (logs or {}).get("val_target_accuracy")
     self._last_accuracy = None if accuracy is None else float(accuracy)
     name = selection.score_name(self.select_by)
-    if name is None:
+    if name is None or epoch < self.first_candidate_epoch:
       return
     values = self.scores.epoch_scores.get(epoch, {})
     if not selection.eligible(values, self.max_share):

@@ -86,7 +86,11 @@ def training_callbacks(settings, data, strategy, steps, eval_batch,
       max_share=collapse_guard.share_limit(source_shares),
       # A source-only model never trains on its target predictions.
       exclude_after_herding=(settings.exclude_after_herding
-                             and not settings.source_only))
+                             and not settings.source_only),
+      # The refined model is the last epoch's (`BestEpochWeights`).
+      first_candidate_epoch=(settings.epochs - 1
+                             if settings.refinement_epochs
+                             and not settings.source_only else 0))
   callbacks += [label_scores, selector]
   backup = backup_lib.TrainingBackup(
       os.path.join(settings.model_dir, run_directory.BACKUP_DIR), steps,
