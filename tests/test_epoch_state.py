@@ -349,13 +349,18 @@ def test_callback_sets_lambda_zero_through_the_warmup(warmup_epochs):
 # === The callback: refinement epochs train on the neighbour vote ===
 
 
-def _domain_batches(features, labels):
+def _domain_batches(features, labels, rows=None):
+  rows = np.arange(len(labels)) if rows is None else np.asarray(rows)
   return tf.data.Dataset.from_tensor_slices((
-      np.asarray(features, np.float32), np.asarray(labels, np.int32),
-      np.arange(len(labels), dtype=np.int32))).batch(3)
+      np.asarray(features, np.float32)[rows],
+      np.asarray(labels, np.int32)[rows], rows.astype(np.int32))).batch(3)
 
 
-def test_refinement_epochs_train_on_the_vote_taken_once():
+@pytest.mark.parametrize("target_rows", [
+    None,                # The whole target in one pass.
+    [[0, 2], [3, 1]],    # Two shards: the vote gathers every shard's rows.
+])
+def test_refinement_epochs_train_on_the_vote_taken_once(target_rows):
   from srdc_tf.clustering import neighbours  # pylint: disable=g-import-not-at-top
   from srdc_tf.models.srdc_model import SRDCModel  # pylint: disable=g-import-not-at-top
   import keras  # pylint: disable=g-import-not-at-top
@@ -364,9 +369,12 @@ def test_refinement_epochs_train_on_the_vote_taken_once():
                     num_source_examples=4, num_target_examples=4,
                     bottleneck_dim=3, beta=0.5)
   target = _domain_batches(TARGET_F, [-1] * 4)
+  shards = target_rows and [_domain_batches(TARGET_F, [-1] * 4, rows)
+                            for rows in target_rows]
   callback = EpochStateCallback(_domain_batches(SOURCE_F, SOURCE_LABELS),
                                 target, epochs=4, refinement_epochs=2,
-                                refinement_neighbours=1)
+                                refinement_neighbours=1,
+                                target_shards=shards)
   callback.set_model(model)
 
   def vote():

@@ -202,8 +202,10 @@ class EpochStateCallback(keras.callbacks.Callback):
   def _vote(self, target_shards, target, num_target):
     """Sets the pseudo-labels to the neighbour vote over the whole target
     (every process gathers every shard's `f` and logits)."""
-    gather = lambda rows: np.asarray(clustering.gather_rows(  # pylint: disable=g-long-lambda
-        target_shards, rows, num_target, self.sum_over_shards))
+    def gather(rows):
+      return np.asarray(clustering.gather_rows(
+          target_shards, rows, num_target, self.sum_over_shards))
+
     logits = gather([out.logits for out in target])
     voted = neighbours_lib.voted_labels(
         gather([out.f for out in target]), logits,
