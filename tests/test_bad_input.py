@@ -80,6 +80,8 @@ def test_unknown_backbone_is_refused(tmp_path):
     (["--refinement_epochs=2", "--epochs=3"],
      "--refinement_epochs must be in [0, --epochs - --warmup_epochs = 2), "
      "so that SRDC's own clustering runs first; got 2"),
+    (["--refinement_epochs=-1"],
+     "--refinement_epochs must be in [0, --epochs - --warmup_epochs = 199)"),
     (["--refinement_neighbours=0"],
      "--refinement_neighbours must be >= 1, got 0"),
     (["--momentum=1.0"], "--momentum must be in [0, 1), got 1.0"),
