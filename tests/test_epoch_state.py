@@ -4,14 +4,17 @@ of the callback's per-epoch schedule."""
 import math
 import re
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from srdc_tf import objectives
 from srdc_tf.callbacks.epoch_state import EpochStateCallback
+from srdc_tf.clustering import neighbours
 from srdc_tf.clustering.epoch_state import compute_epoch_state
 from srdc_tf.clustering.kmeans import kmeans
+from srdc_tf.models.srdc_model import SRDCModel
 
 # K = 2, Df = 2, Dh = 3.
 SOURCE_F = [[0.0, 1.0], [2.0, 0.0], [10.0, 10.0], [12.0, 10.0]]
@@ -361,9 +364,6 @@ def _domain_batches(features, labels, rows=None):
     [[0, 2], [3, 1]],    # Two shards: the vote gathers every shard's rows.
 ])
 def test_refinement_epochs_train_on_the_vote_taken_once(target_rows):
-  from srdc_tf.clustering import neighbours  # pylint: disable=g-import-not-at-top
-  from srdc_tf.models.srdc_model import SRDCModel  # pylint: disable=g-import-not-at-top
-  import keras  # pylint: disable=g-import-not-at-top
   keras.utils.set_random_seed(0)
   model = SRDCModel(None, num_classes=2, input_shape=(2,),
                     num_source_examples=4, num_target_examples=4,

@@ -15,12 +15,12 @@ def _brute_force_neighbours(features, k):
   return np.argsort(-similarity, axis=1, kind="stable")[:, :k]
 
 
-@pytest.mark.parametrize("block_rows", [1, 3, 2048])
+@pytest.mark.parametrize("chunk_size", [1, 3, 2048])
 @pytest.mark.parametrize("k", [1, 3])
-def test_nearest_neighbours_match_brute_force(block_rows, k):
+def test_nearest_neighbours_match_brute_force(chunk_size, k):
   features = np.random.default_rng(0).normal(size=(11, 5)).astype("float32")
   np.testing.assert_array_equal(
-      neighbours.nearest_neighbours(features, k, block_rows=block_rows),
+      neighbours.nearest_neighbours(features, k, chunk_size=chunk_size),
       _brute_force_neighbours(features, k))
 
 

@@ -11,18 +11,20 @@ model itself, so an export carries it without the target's features.
 import numpy as np
 import tensorflow as tf
 
-# Rows of the similarity matrix computed at once: [block, N] float32.
-_BLOCK_ROWS = 2048
+from srdc_tf.clustering import distances
+
+# Rows of the similarity matrix computed at once: [chunk, N] float32.
+DEFAULT_CHUNK_SIZE = 2048
 
 
-def nearest_neighbours(features, k, block_rows=_BLOCK_ROWS):
+def nearest_neighbours(features, k, chunk_size=DEFAULT_CHUNK_SIZE):
   """Each sample's k most cosine-similar other samples.
 
   Args:
     features: `[N, D]` features.
     k: neighbours per sample, in [1, N - 1].
-    block_rows: rows of the similarity matrix held at once (memory
-      `block_rows * N` floats).
+    chunk_size: rows of the similarity matrix held at once (memory
+      `chunk_size * N` floats).
 
   Returns:
     `[N, k]` int32 indices, the most similar first; a sample is never its
@@ -38,12 +40,11 @@ def nearest_neighbours(features, k, block_rows=_BLOCK_ROWS):
   if not 1 <= int(k) <= count - 1:
     raise ValueError(f"k must be in [1, {count - 1}] for {count} samples, "
                      f"got {k!r}")
-  if block_rows <= 0:
-    raise ValueError(f"block_rows must be > 0, got {block_rows!r}")
-  unit = tf.math.l2_normalize(features, axis=1)
-  blocks = []
-  for start in range(0, count, block_rows):
-    rows = unit[start:start + block_rows]
+  distances.check_chunk_size(chunk_size)
+  unit = distances.l2_normalize(features)
+  chunks = []
+  for start in range(0, count, chunk_size):
+    rows = unit[start:start + chunk_size]
     similarity = tf.matmul(rows, unit, transpose_b=True)
     # -inf on the diagonal: a sample does not vote twice.
     own = tf.range(start, start + int(rows.shape[0]))
@@ -51,8 +52,8 @@ def nearest_neighbours(features, k, block_rows=_BLOCK_ROWS):
         similarity,
         tf.stack([own - start, own], axis=1),
         tf.fill(tf.shape(own), float("-inf")))
-    blocks.append(tf.math.top_k(similarity, k=int(k)).indices)
-  return tf.concat(blocks, axis=0)
+    chunks.append(tf.math.top_k(similarity, k=int(k)).indices)
+  return tf.concat(chunks, axis=0)
 
 
 def neighbour_vote(probabilities, neighbours):
