@@ -402,6 +402,30 @@ def test_refinement_epochs_train_on_the_vote_taken_once(target_rows):
   assert float(model.q_mix) == 0.0
 
 
+@pytest.mark.parametrize("target_rows, voters", [
+    ([0, 2], 1),   # Fewer samples than neighbours + 1: all the others vote.
+    ([3], 0),      # One sample: its own prediction.
+])
+def test_refinement_on_a_target_smaller_than_the_vote(target_rows, voters):
+  keras.utils.set_random_seed(0)
+  features = np.asarray(TARGET_F, np.float32)[target_rows]
+  model = SRDCModel(None, num_classes=2, input_shape=(2,),
+                    num_source_examples=4,
+                    num_target_examples=len(target_rows), bottleneck_dim=3)
+  callback = EpochStateCallback(
+      _domain_batches(SOURCE_F, SOURCE_LABELS),
+      _domain_batches(features, [-1] * len(target_rows)), epochs=2,
+      refinement_epochs=1, refinement_neighbours=3)
+  callback.set_model(model)
+  callback.on_epoch_begin(1)
+  f, _, logits = model.embed(features)
+  expected = (neighbours.voted_labels(f, logits, voters) if voters
+              else np.argmax(logits, axis=1))
+  np.testing.assert_array_equal(model.target_pseudo_labels, expected)
+  assert callback.epoch_logs["refinement_changed"] == pytest.approx(
+      np.mean(np.asarray(expected) != np.argmax(logits, axis=1)))
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"refinement_epochs": 4}, "refinement_epochs must be in [0, epochs=4), "
      "got 4"),

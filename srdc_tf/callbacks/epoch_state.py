@@ -1,5 +1,6 @@
 """Recomputes SRDC's clustering state at the start of every epoch."""
 
+from absl import logging
 import keras
 import numpy as np
 
@@ -166,10 +167,15 @@ class EpochStateCallback(keras.callbacks.Callback):
         spherical=self.spherical_kmeans, centre_init=self.centre_init,
         soft_selection=self.soft_selection,
         empty_clusters=self.empty_clusters, kmeans_labels=self.kmeans_labels)
+    # The whole target's predictions and labels, in one gather.
+    predictions, labels = np.asarray(clustering.gather_rows(
+        target_shards, [np.stack([out.predictions, out.labels], axis=1)
+                        for out in target],
+        num_target, self.sum_over_shards)).T
     if not refining:
       model.target_pseudo_labels.assign(state.pseudo_labels)
     elif epoch == first_refinement:
-      self._vote(target_shards, target, num_target)
+      self._vote(target_shards, target, num_target, predictions)
     model.centres_f.assign(state.centres_f)
     model.centres_h.assign(state.centres_h)
     model.source_weights.assign(state.source_weights)
@@ -179,11 +185,6 @@ class EpochStateCallback(keras.callbacks.Callback):
     whole = len(source) == 1 and len(source[0].labels) == num_source
     self.last_outputs = (source[0], target[0]) if whole else None
     pseudo = np.asarray(state.pseudo_labels)
-    # The whole target's predictions and labels, in one gather.
-    predictions, labels = np.asarray(clustering.gather_rows(
-        target_shards, [np.stack([out.predictions, out.labels], axis=1)
-                        for out in target],
-        num_target, self.sum_over_shards)).T
     self._epoch_logs.update({
         "kmeans_agreement": float(np.mean(pseudo == predictions)),
         "source_weight_mean": float(np.mean(state.source_weights)),
@@ -199,20 +200,32 @@ class EpochStateCallback(keras.callbacks.Callback):
     if logs is not None:
       logs.update(self._epoch_logs)
 
-  def _vote(self, target_shards, target, num_target):
+  def _vote(self, target_shards, target, num_target, predictions):
     """Sets the pseudo-labels to the neighbour vote over the whole target
-    (every process gathers every shard's `f` and logits)."""
+    (every process gathers every shard's `f` and logits).
+
+    `predictions` are the classifier's, already gathered. A target with
+    fewer than `refinement_neighbours` + 1 samples votes with all the
+    others; a target of one sample trains on its own prediction.
+    """
     def gather(rows):
       return np.asarray(clustering.gather_rows(
           target_shards, rows, num_target, self.sum_over_shards))
 
-    logits = gather([out.logits for out in target])
-    voted = neighbours_lib.voted_labels(
-        gather([out.f for out in target]), logits,
-        min(self.refinement_neighbours, num_target - 1))
+    neighbours = min(self.refinement_neighbours, num_target - 1)
+    if neighbours < self.refinement_neighbours:
+      logging.warning("refinement_neighbours=%d but the target has %d "
+                      "samples: each votes with its %d others",
+                      self.refinement_neighbours, num_target, neighbours)
+    if neighbours < 1:
+      voted = np.asarray(predictions, np.int32)
+    else:
+      voted = neighbours_lib.voted_labels(
+          gather([out.f for out in target]),
+          gather([out.logits for out in target]), neighbours)
     self.model.target_pseudo_labels.assign(voted)
     self._epoch_logs["refinement_changed"] = neighbours_lib.changed_fraction(
-        voted, np.argmax(logits, axis=1))
+        voted, predictions)
 
   def _embed(self, shards, label):
     return [inference.extract(self.model, shard, label) for shard in shards]
