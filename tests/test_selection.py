@@ -111,13 +111,13 @@ def _tiny_model():
 
 
 def _fit(select_by, values, shares=None, max_share=None,
-         exclude_after_herding=False, first_candidate_epoch=0):
+         exclude_after_herding=False, preferred_from_epoch=0):
   model = _tiny_model()
   scripted = _ScriptedScores(values, shares)
   keeper = model_selection.BestEpochWeights(
       select_by, scripted, max_share,
       exclude_after_herding=exclude_after_herding,
-      first_candidate_epoch=first_candidate_epoch)
+      preferred_from_epoch=preferred_from_epoch)
   x = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
   model.fit(x, np.zeros((4, 2), np.float32), epochs=len(values),
             batch_size=2, verbose=0, callbacks=[scripted, keeper])
@@ -241,15 +241,35 @@ def test_callback_excludes_the_epochs_after_a_herd(exclude_after_herding,
     np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.parametrize("first_candidate_epoch, expected", [
+@pytest.mark.parametrize("preferred_from_epoch, expected", [
     (0, 1),  # The best score.
     (2, 2),  # The best of epochs 2 and 3.
     (3, 3),  # The last epoch alone (a refinement run's).
 ])
-def test_callback_never_keeps_an_epoch_before_the_first_candidate(
-    first_candidate_epoch, expected):
+def test_callback_keeps_a_preferred_epoch_over_better_scored_earlier_ones(
+    preferred_from_epoch, expected):
   model, scripted, keeper = _fit("snd", [1.0, 5.0, 3.0, 2.0],
-                                 first_candidate_epoch=first_candidate_epoch)
+                                 preferred_from_epoch=preferred_from_epoch)
+  chosen = keeper.finish(model, final_epoch=3)
+  assert chosen.epoch == expected
+  for got, want in zip(model.get_weights(), scripted.weights_at[expected]):
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("shares, exclude_after_herding, expected", [
+    # The preferred last epoch collapsed: the best earlier one is kept.
+    ([0.2, 0.2, 0.2, 0.9], False, 1),
+    # The run herded at epoch 2: nothing from it on, the last included.
+    ([0.2, 0.2, 0.9, 0.2], True, 1),
+    # Without the herd exclusion the recovered last epoch is kept.
+    ([0.2, 0.2, 0.9, 0.2], False, 3),
+])
+def test_a_preferred_epoch_that_collapsed_or_followed_a_herd_is_not_kept(
+    shares, exclude_after_herding, expected):
+  model, scripted, keeper = _fit("snd", [1.0, 5.0, 3.0, 2.0], shares,
+                                 max_share=0.5,
+                                 exclude_after_herding=exclude_after_herding,
+                                 preferred_from_epoch=3)
   chosen = keeper.finish(model, final_epoch=3)
   assert chosen.epoch == expected
   for got, want in zip(model.get_weights(), scripted.weights_at[expected]):

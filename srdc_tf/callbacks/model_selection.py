@@ -64,21 +64,24 @@ class BestEpochWeights(keras.callbacks.Callback):
       (None: balance alone decides which epochs collapsed).
     exclude_after_herding: whether no epoch from the run's first herding
       (`selection.herding_epoch`) on is kept.
-    first_candidate_epoch: no earlier epoch is kept (0-based); a run with
-      `--refinement_epochs` passes its last epoch, because its scores
-      reward the epochs before the refinement (the target entropy rises
-      while the model learns the voted labels) and keeping one of them
-      would undo it.
+    preferred_from_epoch: epochs from this one on (0-based) are preferred:
+      an eligible one is kept over any earlier epoch, whatever the scores;
+      an earlier epoch is kept only when none of them is eligible (each
+      collapsed, or came after a herd). A run with `--refinement_epochs`
+      passes its last epoch, because its scores reward the epochs before
+      the refinement (the target entropy rises while the model learns the
+      voted labels) and keeping one of them would undo it; but a run that
+      collapsed or herded keeps what any run would, not its collapsed end.
   """
 
   def __init__(self, select_by, scores, max_share=None,
-               exclude_after_herding=False, first_candidate_epoch=0):
+               exclude_after_herding=False, preferred_from_epoch=0):
     super().__init__()
     self.select_by = selection.check_select_by(select_by)
     self.scores = scores
     self.max_share = max_share
     self.exclude_after_herding = exclude_after_herding
-    self.first_candidate_epoch = int(first_candidate_epoch)
+    self.preferred_from_epoch = int(preferred_from_epoch)
     self.epochs_seen = []
     self._last_accuracy = None
     self._best = None
@@ -89,7 +92,7 @@ class BestEpochWeights(keras.callbacks.Callback):
     accuracy = (logs or {}).get("val_target_accuracy")
     self._last_accuracy = None if accuracy is None else float(accuracy)
     name = selection.score_name(self.select_by)
-    if name is None or epoch < self.first_candidate_epoch:
+    if name is None:
       return
     values = self.scores.epoch_scores.get(epoch, {})
     if not selection.eligible(values, self.max_share):
@@ -97,8 +100,13 @@ class BestEpochWeights(keras.callbacks.Callback):
     if self.exclude_after_herding and self.herding_epoch is not None:
       return  # Nor one after a herd (this epoch is not the herd's first).
     value = values.get(name)
-    best = None if self._best is None else self._best.value
-    if selection.is_better(value, best, name):
+    if self._best is None:
+      better = selection.is_better(value, None, name)
+    elif self._best.epoch < self.preferred_from_epoch <= epoch:
+      better = True  # The first eligible preferred epoch.
+    else:
+      better = selection.is_better(value, self._best.value, name)
+    if better:
       self._best = _Best(epoch, float(value), self.model.get_weights(),
                          np.array(self.scores.last_predictions, copy=True),
                          self._last_accuracy)

@@ -88,7 +88,7 @@ def training_callbacks(settings, data, strategy, steps, eval_batch,
       exclude_after_herding=(settings.exclude_after_herding
                              and not settings.source_only),
       # The refined model is the last epoch's (`BestEpochWeights`).
-      first_candidate_epoch=(settings.epochs - 1
+      preferred_from_epoch=(settings.epochs - 1
                              if settings.refinement_epochs
                              and not settings.source_only else 0))
   callbacks += [label_scores, selector]
