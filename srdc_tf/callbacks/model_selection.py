@@ -100,13 +100,11 @@ class BestEpochWeights(keras.callbacks.Callback):
     if self.exclude_after_herding and self.herding_epoch is not None:
       return  # Nor one after a herd (this epoch is not the herd's first).
     value = values.get(name)
-    if self._best is None:
-      better = selection.is_better(value, None, name)
-    elif self._best.epoch < self.preferred_from_epoch <= epoch:
-      better = True  # The first eligible preferred epoch.
-    else:
-      better = selection.is_better(value, self._best.value, name)
-    if better:
+    best = None if self._best is None else self._best.value
+    first_preferred = (self._best is not None
+                       and self._best.epoch < self.preferred_from_epoch
+                       <= epoch)
+    if first_preferred or selection.is_better(value, best, name):
       self._best = _Best(epoch, float(value), self.model.get_weights(),
                          np.array(self.scores.last_predictions, copy=True),
                          self._last_accuracy)
