@@ -49,9 +49,12 @@ def comparable_settings(settings):
 
 
 def setting_defaults(settings):
-  """The defaults of a `RunSettings`' fields, as `comparable_settings`."""
+  """What a `RunSettings`' field means in a record that lacks it, as
+  `comparable_settings`: its default, or the `"unrecorded"` value its
+  metadata names when the default changed since it was first recorded."""
   return comparable_settings({
-      field.name: field.default for field in dataclasses.fields(settings)
+      field.name: field.metadata.get("unrecorded", field.default)
+      for field in dataclasses.fields(settings)
       if field.default is not dataclasses.MISSING})
 
 

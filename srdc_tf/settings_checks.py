@@ -84,10 +84,11 @@ def check(settings, with_baseline=False):
   if not 1 <= settings.warmup_epochs <= settings.epochs:
     raise ValueError(f"--warmup_epochs must be in [1, --epochs="
                      f"{settings.epochs}], got {settings.warmup_epochs}")
-  if settings.refinement_epochs < 0 or (
-      settings.refinement_epochs
-      and settings.refinement_epochs >= settings.epochs - (
-          settings.warmup_epochs)):
+  if settings.refinement_epochs is not None and (
+      settings.refinement_epochs < 0 or (
+          settings.refinement_epochs
+          and settings.refinement_epochs >= settings.epochs - (
+              settings.warmup_epochs))):
     raise ValueError(
         f"--refinement_epochs must be in [0, --epochs - --warmup_epochs = "
         f"{settings.epochs - settings.warmup_epochs}), so that SRDC's own "

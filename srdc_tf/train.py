@@ -176,12 +176,14 @@ flags.DEFINE_integer("warmup_epochs", 1,
                      "(lambda 0) before the paper's ramp of the target "
                      "terms runs over the remaining ones (1: the paper; "
                      "above 1 beyond it).")
-flags.DEFINE_integer("refinement_epochs", 0,
+flags.DEFINE_integer("refinement_epochs", None,
                      "The last epochs train on target labels voted by each "
                      "target sample and its --refinement_neighbours nearest "
                      "target neighbours (cosine of the backbone's features), "
                      "taken once at the first of them (beyond the paper; "
-                     "0: none).")
+                     "0: none, the paper; default: 5 when at least 10 "
+                     "epochs of clustering come before them after "
+                     "--warmup_epochs, else 0).")
 flags.DEFINE_integer("refinement_neighbours", 3,
                      "Neighbours of each target sample in the vote of "
                      "--refinement_epochs (3: NRC's and AaD's Office-31 "

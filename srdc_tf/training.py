@@ -86,6 +86,8 @@ def _train(locks, settings, with_baseline, overwrite, strategy,
   console.set_verbose(settings.verbose)
   try:
     settings_checks.check(settings, with_baseline)
+    # The run records, and resumes by, the values it trains with.
+    settings = settings.resolved()
     for caution in settings_checks.cautions(settings, with_baseline):
       logging.warning("%s", caution)
     slow = precision.slow_precision_reason(

@@ -89,7 +89,7 @@ def training_callbacks(settings, data, strategy, steps, eval_batch,
                              and not settings.source_only),
       # The refined model is the last epoch's (`BestEpochWeights`).
       preferred_from_epoch=(settings.epochs - 1
-                            if settings.refinement_epochs
+                            if settings.refined_epochs
                             and not settings.source_only else 0))
   callbacks += [label_scores, selector]
   backup = backup_lib.TrainingBackup(
@@ -132,7 +132,7 @@ def _epoch_state(settings, data, strategy, eval_batch, transform):
       soft_selection=settings.soft_selection,
       empty_clusters=settings.empty_clusters,
       kmeans_labels=settings.kmeans_labels,
-      refinement_epochs=settings.refinement_epochs,
+      refinement_epochs=settings.refined_epochs,
       refinement_neighbours=settings.refinement_neighbours)
 
 
