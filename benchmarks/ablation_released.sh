@@ -9,7 +9,8 @@
 # (spherical_kmeans: its --cluster_method, off in its run script) and the
 # peers' LeNet dropout (lenet_dropout, digits only: the Office-31 runs have
 # no LeNet) and the last epochs on neighbour-voted target labels
-# (neighbour_refinement).
+# (neighbour_refinement, the default since a later session for a run of 16
+# epochs or more; no_refinement is the paper's method without it).
 #   SRDC_DATA_ROOT=<folder holding office31/> MOBILENET_WEIGHTS=<file> \
 #   TFDS_DATA_DIR=<folder holding mnist/ and usps/> \
 #     [SEEDS="0"] [VARIANTS="defaults released ..."] [FAMILIES="office31 digits"] \
@@ -40,7 +41,8 @@ declare -A variant_flags=(
   [lenet_dropout]="--lenet_dropout=0.5"
   [spherical_kmeans]="--spherical_kmeans"
   [neighbour_refinement]="--refinement_epochs=5"
-  [released]="--nosoft_selection --norecalibrate_batch_norm --empty_clusters=zero --kmeans_labels=last_iteration --head_init=pytorch --epoch_structure=passes --momentum_convention=pytorch"
+  [no_refinement]="--refinement_epochs=0"
+  [released]="--refinement_epochs=0 --nosoft_selection --norecalibrate_batch_norm --empty_clusters=zero --kmeans_labels=last_iteration --head_init=pytorch --epoch_structure=passes --momentum_convention=pytorch"
 )
 variants=${VARIANTS:-defaults released soft_selection_off moving_bn_statistics empty_clusters_zero kmeans_labels_last_iteration head_init_pytorch epoch_structure_passes momentum_pytorch feature_assignment_normalized}
 families=${FAMILIES:-office31 digits}

@@ -104,6 +104,27 @@ def test_a_setting_newer_than_the_record_counts_at_its_default(
     run_directory.claim(_settings(tmp_path, **changes))
 
 
+@pytest.mark.parametrize("epochs, changes, refused", [
+    # A record from before neighbour refinement existed is of a run that
+    # did not refine, whatever the default is now.
+    (3, {}, None),  # Too short to refine by default.
+    (50, {"refinement_epochs": 0}, None),
+    (50, {}, "--refinement_epochs: 0 there, 5 now"),
+    (3, {"refinement_epochs": 1}, "--refinement_epochs: 0 there, 1 now"),
+])
+def test_a_record_without_refinement_is_of_a_run_without_it(
+    epochs, changes, refused, tmp_path):
+  _recorded_before("refinement_epochs")(
+      tmp_path, _settings(tmp_path).replace(epochs=epochs))
+  # As `training.train` claims it: with the default filled in.
+  settings = _settings(tmp_path, **changes).replace(epochs=epochs).resolved()
+  if not refused:
+    assert run_directory.claim(settings) is None
+    return
+  with pytest.raises(run_directory.RunDirectoryInUse, match=refused):
+    run_directory.claim(settings)
+
+
 def test_overwrite_moves_the_old_run_aside(tmp_path):
   model_dir = tmp_path / "run"
   _finished(model_dir, _settings(model_dir))
