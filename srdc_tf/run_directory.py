@@ -62,8 +62,9 @@ def differences(old, new, defaults=None):
   """`[(name, old value, new value)]` of the settings that differ.
 
   A setting that `old` does not record (it was recorded before the setting
-  existed) counts at its default, the behaviour of every run before it
-  existed: no difference when `new` leaves it there.
+  existed) counts at its default, or at the value its field's metadata
+  names `"unrecorded"` where the default changed since (the behaviour of
+  every run before the setting existed): no difference when `new` has it.
 
   Args:
     old: the recorded settings (a dict).

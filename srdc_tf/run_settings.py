@@ -164,9 +164,12 @@ class RunSettings:
 
   @property
   def refined_epochs(self):
-    """`--refinement_epochs`, or its default for the run's length."""
+    """`--refinement_epochs`, or its default for the run's length (0 for a
+    source-only run, which never clusters)."""
     if self.refinement_epochs is not None:
       return self.refinement_epochs
+    if self.source_only:
+      return 0
     return default_refinement_epochs(self.epochs, self.warmup_epochs)
 
   @property

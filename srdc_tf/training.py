@@ -36,9 +36,11 @@ class InputError(ValueError):
 
 def baseline_settings(settings):
   """The settings of the source-only baseline of a `--with_baseline` run:
-  the run's own, in `<model_dir>/source_only`, without an export."""
+  the run's own, in `<model_dir>/source_only`, without an export, and
+  without neighbour refinement, which a source-only model never does (so
+  every baseline records the same)."""
   return settings.replace(
-      source_only=True,
+      source_only=True, refinement_epochs=0,
       model_dir=os.path.join(settings.model_dir, BASELINE_DIR),
       export_dir="")
 

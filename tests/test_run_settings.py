@@ -51,3 +51,14 @@ def test_explicit_refinement_is_kept(refinement_epochs):
   settings = _settings(epochs=50, refinement_epochs=refinement_epochs)
   assert settings.refined_epochs == refinement_epochs
   assert settings.resolved() == settings
+
+
+def test_a_source_only_model_never_refines():
+  from srdc_tf import training  # pylint: disable=g-import-not-at-top
+  assert _settings(epochs=50, source_only=True).resolved().refinement_epochs == 0
+  # A baseline records the same whatever its SRDC run refines.
+  for refinement_epochs in (None, 0, 5):
+    run = _settings(epochs=50, refinement_epochs=refinement_epochs)
+    baseline = training.baseline_settings(run.resolved())
+    assert baseline.source_only and baseline.refinement_epochs == 0
+    assert baseline.method == "source_only"
