@@ -55,7 +55,8 @@ def test_explicit_refinement_is_kept(refinement_epochs):
 
 def test_a_source_only_model_never_refines():
   from srdc_tf import training  # pylint: disable=g-import-not-at-top
-  assert _settings(epochs=50, source_only=True).resolved().refinement_epochs == 0
+  source_only = _settings(epochs=50, source_only=True)
+  assert source_only.resolved().refinement_epochs == 0
   # A baseline records the same whatever its SRDC run refines.
   for refinement_epochs in (None, 0, 5):
     run = _settings(epochs=50, refinement_epochs=refinement_epochs)
