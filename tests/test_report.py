@@ -112,6 +112,17 @@ def test_a_setting_newer_than_a_record_counts_at_its_default(tmp_path):
     report.collect_runs([str(tmp_path)])
 
 
+def test_a_run_from_before_refinement_is_a_run_without_it(tmp_path):
+  # Recorded before `refinement_epochs` existed: the paper's method, one
+  # cell with a run that records 0, never with one that refined.
+  _run_with_settings(tmp_path, "old", 0)
+  _run_with_settings(tmp_path, "new", 1, refinement_epochs=0)
+  assert len(report.collect_runs([str(tmp_path)])) == 2
+  _run_with_settings(tmp_path, "refined", 2, refinement_epochs=5)
+  with pytest.raises(ValueError, match=r"\(refinement_epochs differ\)"):
+    report.collect_runs([str(tmp_path)])
+
+
 def test_a_seed_counts_once(tmp_path):
   _run_with_settings(tmp_path, "a", 0)
   _run_with_settings(tmp_path, "copy_of_a", 0)
