@@ -164,12 +164,13 @@ class RunSettings:
 
   @property
   def refined_epochs(self):
-    """`--refinement_epochs`, or its default for the run's length (0 for a
-    source-only run, which never clusters)."""
-    if self.refinement_epochs is not None:
-      return self.refinement_epochs
+    """`--refinement_epochs`, or its default for the run's length; 0 for a
+    source-only run whatever the flag says, as it never clusters (so every
+    source-only record, a `--with_baseline` baseline's included, is alike)."""
     if self.source_only:
       return 0
+    if self.refinement_epochs is not None:
+      return self.refinement_epochs
     return default_refinement_epochs(self.epochs, self.warmup_epochs)
 
   @property

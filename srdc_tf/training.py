@@ -36,13 +36,12 @@ class InputError(ValueError):
 
 def baseline_settings(settings):
   """The settings of the source-only baseline of a `--with_baseline` run:
-  the run's own, in `<model_dir>/source_only`, without an export, and
-  without neighbour refinement, which a source-only model never does (so
-  every baseline records the same)."""
+  the run's own, in `<model_dir>/source_only`, without an export, resolved
+  as it is recorded (so without neighbour refinement)."""
   return settings.replace(
-      source_only=True, refinement_epochs=0,
+      source_only=True,
       model_dir=os.path.join(settings.model_dir, BASELINE_DIR),
-      export_dir="")
+      export_dir="").resolved()
 
 
 def train(settings, with_baseline=False, overwrite=False,

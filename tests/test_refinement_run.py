@@ -32,3 +32,14 @@ def test_a_run_refines_in_its_last_epochs_only(changes, refined, method,
   # The refined model is kept, whichever epoch scores best.
   assert fitted.metrics["selected_epoch"] == epochs - 1
   assert np.isfinite(fitted.metrics["target_accuracy"])
+
+
+def test_a_source_only_run_records_no_refinement_whatever_the_flag(tmp_path):
+  settings = dict(TINY, epochs=3, refinement_epochs=1, source_only=True)
+  fitted = srdc_tf.fit(source="synthetic:source", target="synthetic:target",
+                       model_dir=tmp_path / "run", **settings)
+  assert np.isnan(np.asarray(
+      fitted.history.get("refinement_changed", [np.nan]), float)).all()
+  assert fitted.metrics["method"] == "source_only"
+  record = json.loads((tmp_path / "run" / "run_info.json").read_text())
+  assert record["settings"]["refinement_epochs"] == 0

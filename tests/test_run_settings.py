@@ -53,13 +53,17 @@ def test_explicit_refinement_is_kept(refinement_epochs):
   assert settings.resolved() == settings
 
 
-def test_a_source_only_model_never_refines():
+@pytest.mark.parametrize("refinement_epochs", [None, 0, 5])
+def test_a_source_only_model_never_refines(refinement_epochs):
   from srdc_tf import training  # pylint: disable=g-import-not-at-top
-  source_only = _settings(epochs=50, source_only=True)
+  # An explicit --source_only --refinement_epochs=5 records 0 as well.
+  source_only = _settings(epochs=50, source_only=True,
+                          refinement_epochs=refinement_epochs)
+  assert source_only.refined_epochs == 0
   assert source_only.resolved().refinement_epochs == 0
   # A baseline records the same whatever its SRDC run refines.
-  for refinement_epochs in (None, 0, 5):
-    run = _settings(epochs=50, refinement_epochs=refinement_epochs)
-    baseline = training.baseline_settings(run.resolved())
+  run = _settings(epochs=50, refinement_epochs=refinement_epochs)
+  for parent in (run, run.resolved()):
+    baseline = training.baseline_settings(parent)
     assert baseline.source_only and baseline.refinement_epochs == 0
     assert baseline.method == "source_only"

@@ -89,8 +89,7 @@ def training_callbacks(settings, data, strategy, steps, eval_batch,
                              and not settings.source_only),
       # The refined model is the last epoch's (`BestEpochWeights`).
       preferred_from_epoch=(settings.epochs - 1
-                            if settings.refined_epochs
-                            and not settings.source_only else 0))
+                            if settings.refined_epochs else 0))
   callbacks += [label_scores, selector]
   backup = backup_lib.TrainingBackup(
       os.path.join(settings.model_dir, run_directory.BACKUP_DIR), steps,
