@@ -1,8 +1,10 @@
 """What a run trains on and what it trains: its domains (images, or a
 frozen network's cached outputs) and its `SRDCModel`."""
 
+import contextlib
 import dataclasses
 import os
+import random
 
 import keras
 
@@ -78,7 +80,7 @@ def load_data(settings):
                                            settings.shared_classes)
   target = aligned_target
   views, backbone_id = None, settings.backbone_id
-  if not settings.weights or settings.weights in ("none", "None"):
+  if not settings.pretrained_backbone:
     # A frozen network of random weights is the seed's: built from it, so
     # that a resumed run embeds as the first did, and cached under it.
     keras.utils.set_random_seed(settings.seed)
@@ -124,6 +126,49 @@ def build_model(settings, data):
 
 
 def _build_model(settings, data):
+  with (_seed_draws_kept() if settings.pretrained_backbone
+        else contextlib.nullcontext()):
+    backbone, input_shape = _trained_backbone(settings, data)
+  return srdc_model.SRDCModel(
+      backbone, num_classes=data.source.num_classes, input_shape=input_shape,
+      num_source_examples=len(data.source),
+      num_target_examples=len(data.target),
+      bottleneck_dim=settings.bottleneck_dim, alpha=settings.alpha,
+      beta=settings.beta, detach_q=settings.detach_q,
+      feature_clustering=settings.feature_clustering,
+      source_regularization=settings.source_regularization,
+      source_only=settings.source_only, weight_decay=settings.weight_decay,
+      backbone_lr_multiplier=settings.backbone_lr_multiplier,
+      head_init=settings.head_init,
+      feature_assignment=settings.feature_assignment,
+      diversity_weight=settings.diversity_weight,
+      diversity_floor=settings.diversity_floor,
+      source_label_smoothing=settings.source_label_smoothing,
+      target_confidence_threshold=settings.target_confidence_threshold,
+      backbone_frozen_epochs=settings.backbone_frozen_epochs)
+
+
+@contextlib.contextmanager
+def _seed_draws_kept():
+  """Leaves Python's random state as it was on entry.
+
+  Keras draws each unseeded initialiser's seed from Python's `random` when
+  a layer is made, so building a backbone moves the draws of fc1 and fc2
+  made after it. A pretrained backbone's own draws are overwritten by its
+  weights; built inside this, it leaves the heads the draws of a run whose
+  backbone is frozen and cached (built before the seed is set), so one
+  seed starts both from the same heads and the two compare paired.
+  """
+  state = random.getstate()
+  try:
+    yield
+  finally:
+    random.setstate(state)
+
+
+def _trained_backbone(settings, data):
+  """The part of the backbone inside the model a run trains (None on
+  cached features), and the model's input shape."""
   if settings.caches_activations:
     backbone = split_backbone(settings).top
     input_shape = data.source.images.shape[2:]
@@ -144,20 +189,4 @@ def _build_model(settings, data):
           dropout=settings.lenet_dropout)
   if backbone is not None and settings.backbone_batch_norm == "frozen":
     backbones.freeze_batch_norm(backbone)
-  return srdc_model.SRDCModel(
-      backbone, num_classes=data.source.num_classes, input_shape=input_shape,
-      num_source_examples=len(data.source),
-      num_target_examples=len(data.target),
-      bottleneck_dim=settings.bottleneck_dim, alpha=settings.alpha,
-      beta=settings.beta, detach_q=settings.detach_q,
-      feature_clustering=settings.feature_clustering,
-      source_regularization=settings.source_regularization,
-      source_only=settings.source_only, weight_decay=settings.weight_decay,
-      backbone_lr_multiplier=settings.backbone_lr_multiplier,
-      head_init=settings.head_init,
-      feature_assignment=settings.feature_assignment,
-      diversity_weight=settings.diversity_weight,
-      diversity_floor=settings.diversity_floor,
-      source_label_smoothing=settings.source_label_smoothing,
-      target_confidence_threshold=settings.target_confidence_threshold,
-      backbone_frozen_epochs=settings.backbone_frozen_epochs)
+  return backbone, input_shape

@@ -226,6 +226,12 @@ class RunSettings:
             else DEFAULT_FROZEN_VIEWS)
 
   @property
+  def pretrained_backbone(self):
+    """The backbone starts from `--weights` (a file or 'imagenet'), not
+    from random weights."""
+    return bool(self.weights) and self.weights not in ("none", "None")
+
+  @property
   def backbone_id(self):
     """The backbone and its weights, as the feature cache keys them."""
     backbone_id = f"{self.backbone}:{self.weights}"

@@ -303,3 +303,48 @@ def test_a_run_on_cached_views_exports_the_whole_network(
         f"--output_dir={tmp_path / 'evaluation'}")
     assert scored.returncode == 0, scored.stderr[-4000:]
     assert f"{trained:.4f}" in scored.stdout, (trained, scored.stdout)
+
+
+class _Features:
+  """What `run_data.build_model` reads of a domain of cached outputs."""
+
+  def __init__(self, rows, num_classes=3):
+    self.images = np.zeros(rows.shape, np.float32)
+    self.num_classes = num_classes
+    self.cached_views = True
+
+  def __len__(self):
+    return len(self.images)
+
+
+def test_one_seed_starts_a_trained_top_and_a_frozen_backbone_from_one_head(
+    tmp_path):
+  # A pretrained top's own initialisers would otherwise move fc1's and
+  # fc2's draws, and the two settings would not compare paired.
+  import keras  # pylint: disable=g-import-not-at-top
+  weights = str(tmp_path / "mobilenet.weights.h5")
+  backbones.build_body("mobilenet_v2", MOBILENET_SHAPE,
+                       fused_batch_norm=False)[0].save_weights(weights)
+  common = dict(source="synthetic:source", target="synthetic:target",
+                model_dir=str(tmp_path), backbone="mobilenet_v2",
+                weights=weights, image_size=MOBILENET_SHAPE[0])
+  top_input = cut.split_backbone(
+      "mobilenet_v2", MOBILENET_SHAPE, trainable_layers=12).top.input.shape
+  frozen_top = backbones.build_backbone("mobilenet_v2", MOBILENET_SHAPE)
+  runs = {
+      "trained top": (run_settings.RunSettings(trainable_layers=12, **common),
+                      (5, 4) + tuple(top_input[1:]), None),
+      "frozen": (run_settings.RunSettings(freeze_backbone=True, **common),
+                 (5, 4, int(frozen_top.output.shape[-1])), frozen_top),
+  }
+  heads = {}
+  for name, (settings, rows, frozen) in runs.items():
+    keras.utils.set_random_seed(7)
+    data = run_data.RunData(_Features(np.empty(rows)),
+                            _Features(np.empty(rows)), None,
+                            frozen_backbone=frozen or object())
+    model = run_data.build_model(settings, data)
+    assert (model.backbone is None) == (name == "frozen")
+    heads[name] = [model.fc1.kernel.numpy(), model.fc2.kernel.numpy()]
+  for trained, frozen in zip(heads["trained top"], heads["frozen"]):
+    np.testing.assert_array_equal(trained, frozen)
