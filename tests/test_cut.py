@@ -5,6 +5,7 @@ key, and runs through the binary."""
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
 
@@ -321,7 +322,6 @@ def test_one_seed_starts_a_trained_top_and_a_frozen_backbone_from_one_head(
     tmp_path):
   # A pretrained top's own initialisers would otherwise move fc1's and
   # fc2's draws, and the two settings would not compare paired.
-  import keras  # pylint: disable=g-import-not-at-top
   weights = str(tmp_path / "mobilenet.weights.h5")
   backbones.build_body("mobilenet_v2", MOBILENET_SHAPE,
                        fused_batch_norm=False)[0].save_weights(weights)
